@@ -1,0 +1,94 @@
+"""The LLM protocol: one request type, one completion type, one async interface for every backend."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import asdict, dataclass, field
+from typing import Any, Protocol
+
+
+@dataclass(frozen=True)
+class Request:
+    """One chat request. ``tag`` says what it is for (logs and stats); it is not part of the cache key."""
+
+    messages: tuple[tuple[str, str], ...]  # (role, content) pairs
+    temperature: float = 0.7
+    top_p: float = 1.0
+    max_tokens: int = 512
+    stop: tuple[str, ...] = ()
+    seed: int | None = None
+    tag: str = ""
+
+    @classmethod
+    def chat(cls, prompt: str, system: str | None = None, **params: Any) -> Request:
+        messages = ((("system", system),) if system else ()) + (("user", prompt),)
+        return cls(messages=messages, **params)
+
+    def message_dicts(self) -> list[dict[str, str]]:
+        return [{"role": role, "content": content} for role, content in self.messages]
+
+    def cache_key(self, backend: str, model: str) -> str:
+        payload = {
+            "backend": backend, "model": model, "messages": self.messages,
+            "temperature": self.temperature, "top_p": self.top_p, "max_tokens": self.max_tokens,
+            "stop": self.stop, "seed": self.seed,
+        }
+        return hashlib.sha256(json.dumps(payload, ensure_ascii=False, sort_keys=True).encode()).hexdigest()
+
+
+@dataclass
+class Usage:
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+
+    def __add__(self, other: Usage) -> Usage:
+        return Usage(self.prompt_tokens + other.prompt_tokens, self.completion_tokens + other.completion_tokens)
+
+
+@dataclass
+class Completion:
+    """The outcome of one request. ``error`` is set (and ``text`` empty) when every retry failed."""
+
+    text: str
+    finish_reason: str = "stop"  # "stop" | "length" | "error"
+    usage: Usage = field(default_factory=Usage)
+    model: str = ""
+    request_id: str | None = None
+    cached: bool = False
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None  # error class name after the last attempt
+    error_detail: str | None = None
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None
+
+    @property
+    def truncated(self) -> bool:
+        return self.finish_reason == "length"
+
+    def to_cache(self) -> dict[str, Any]:
+        data = asdict(self)
+        for transient in ("cached", "latency_s", "attempts", "error", "error_detail"):
+            data.pop(transient)
+        return data
+
+    @classmethod
+    def from_cache(cls, data: dict[str, Any]) -> Completion:
+        usage = Usage(**data.pop("usage"))
+        return cls(usage=usage, cached=True, attempts=0, **data)
+
+
+class Backend(Protocol):
+    """What a backend implements. The :class:`~sftdata.llm.client.LLM` wrapper adds cache, log, budget."""
+
+    name: str  # "openai" or "local"
+    model: str
+
+    async def complete(self, requests: list[Request]) -> list[Completion]:
+        """Complete every request; never raises for one request's failure (it sets ``error``)."""
+        ...
+
+    async def aclose(self) -> None: ...

@@ -1,0 +1,227 @@
+"""The LLM wrapper every stage uses: cache first, then the backend; budget, log and counts around it."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, EndpointUnavailable, register_secret
+from ..rundir import RunDir
+from .base import Backend, Completion, Request
+from .cache import ResponseCache
+
+BUDGET = "BudgetExhausted"  # the error of a request the budget did not allow to be sent
+
+
+@dataclass
+class LLMConfig:
+    """Resolved LLM options. ``api_key`` is never written anywhere (see :meth:`public`)."""
+
+    base_urls: list[str] = field(default_factory=list)  # empty: the embedded local model
+    model: str | None = None
+    api_key: str | None = None
+    adapter: str | None = None
+    concurrency: int = 16
+    timeout: float = 120.0
+    max_attempts: int = 6
+    retry_base: float = 0.5
+    fail_after: int = 5  # consecutive failed requests that make the endpoint "unusable" (exit 3)
+    price_in: float | None = None  # USD per million prompt tokens
+    price_out: float | None = None  # USD per million completion tokens
+    max_cost: float | None = None
+    max_requests: int | None = None
+    cache: bool = True
+    batch_size: int = 16  # local backend: prompts generated together
+
+    @property
+    def backend(self) -> str:
+        return "openai" if self.base_urls else "local"
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data.pop("api_key")
+        data["backend"] = self.backend
+        return data
+
+    def validate(self) -> None:
+        for name in ("concurrency", "max_attempts", "batch_size", "fail_after"):
+            if getattr(self, name) < 1:
+                raise ConfigError("must be at least 1", f"--{name.replace('_', '-')}")
+        if self.timeout <= 0:
+            raise ConfigError("must be positive", "--timeout")
+        if self.max_requests is not None and self.max_requests < 1:
+            raise ConfigError("must be at least 1", "--max-requests")
+        for name in ("price_in", "price_out", "max_cost"):
+            value = getattr(self, name)
+            if value is not None and value < 0:
+                raise ConfigError("must not be negative", f"--{name.replace('_', '-')}")
+        if self.max_cost is not None and (self.price_in is None or self.price_out is None):
+            raise ConfigError("needs --price-in and --price-out to know what a request costs", "--max-cost")
+        if self.base_urls and not self.model:
+            raise ConfigError("an endpoint needs a model name", "--model")
+
+
+@dataclass
+class LLMStats:
+    sent: int = 0  # requests that reached the backend (cache misses)
+    succeeded: int = 0
+    failed: int = 0
+    cached: int = 0
+    denied_by_budget: int = 0
+    attempts: int = 0
+    truncated: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+    seconds: float = 0.0
+
+
+class LLM:
+    def __init__(self, config: LLMConfig, backend: Backend, rundir: RunDir | None = None,
+                 cache_path: str | Path | None = None) -> None:
+        config.validate()
+        register_secret(config.api_key)
+        self.config = config
+        self.backend = backend
+        self.rundir = rundir
+        if cache_path is None and rundir is not None:
+            cache_path = rundir.file("cache.sqlite")
+        self.cache = ResponseCache(cache_path) if (config.cache and cache_path is not None) else None
+        self.stats = LLMStats()
+        self.exhausted = False
+        self._consecutive_failures = 0
+        self._reserved_cost = 0.0
+
+    @property
+    def model_name(self) -> str:
+        return self.backend.model
+
+    # ------------------------------------------------------------ budget
+    def _cost(self, prompt_tokens: float, completion_tokens: float) -> float:
+        if self.config.price_in is None or self.config.price_out is None:
+            return 0.0
+        return (prompt_tokens * self.config.price_in + completion_tokens * self.config.price_out) / 1e6
+
+    def _worst_case_cost(self, request: Request) -> float:
+        # one token per 2 characters overestimates every real tokenizer on English and Chinese alike
+        prompt_chars = sum(len(content) for _, content in request.messages)
+        return self._cost(prompt_chars / 2 + 16, request.max_tokens)
+
+    def _allowed(self, request: Request) -> bool:
+        cfg = self.config
+        if cfg.max_requests is not None and self.stats.sent >= cfg.max_requests:
+            return False
+        if cfg.max_cost is not None:
+            worst = self._worst_case_cost(request)
+            if self.stats.cost_usd + self._reserved_cost + worst > cfg.max_cost:
+                return False
+            self._reserved_cost += worst
+        return True
+
+    # ------------------------------------------------------------ completing
+    async def complete(self, requests: list[Request]) -> list[Completion]:
+        """Complete ``requests`` in order. Budget-denied ones come back with ``error == BUDGET``.
+
+        Raises EndpointUnavailable once ``fail_after`` requests in a row failed every retry.
+        """
+        results: list[Completion | None] = [None] * len(requests)
+        keys = [r.cache_key(self.backend.name, self.backend.model) for r in requests]
+        to_send: list[int] = []
+        for i, (request, key) in enumerate(zip(requests, keys)):
+            hit = self.cache.get(key) if self.cache else None
+            if hit is not None:
+                results[i] = hit
+            elif self._allowed(request):
+                to_send.append(i)
+                self.stats.sent += 1
+            else:
+                self.exhausted = True
+                results[i] = Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
+        started = time.perf_counter()
+        if to_send:
+            fresh = await self.backend.complete([requests[i] for i in to_send])
+            for i, completion in zip(to_send, fresh):
+                results[i] = completion
+                if completion.ok and self.cache:
+                    self.cache.put(keys[i], completion)
+        self.stats.seconds += time.perf_counter() - started
+        self._reserved_cost = 0.0
+        final = [r for r in results if r is not None]
+        for request, key, completion in zip(requests, keys, final):
+            self._account(request, key, completion)
+        if self._consecutive_failures >= self.config.fail_after:
+            last = next(c for c in reversed(final) if c.error and c.error != BUDGET)
+            raise EndpointUnavailable(
+                f"the endpoint failed {self._consecutive_failures} requests in a row after "
+                f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
+        return final
+
+    def _account(self, request: Request, key: str, completion: Completion) -> None:
+        stats = self.stats
+        if completion.error == BUDGET:
+            stats.denied_by_budget += 1
+            return
+        if completion.cached:
+            stats.cached += 1
+        else:
+            stats.attempts += completion.attempts
+            if completion.ok:
+                stats.succeeded += 1
+                self._consecutive_failures = 0
+            else:
+                stats.failed += 1
+                self._consecutive_failures += 1
+            stats.prompt_tokens += completion.usage.prompt_tokens
+            stats.completion_tokens += completion.usage.completion_tokens
+            stats.cost_usd += self._cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
+        stats.truncated += completion.truncated
+        if self.rundir is None:
+            return
+        outcome = "cached" if completion.cached else ("ok" if completion.ok else f"error:{completion.error}")
+        self.rundir.journal("requests.jsonl").append({
+            "key": key[:16], "tag": request.tag, "backend": self.backend.name, "model": self.backend.model,
+            "outcome": outcome, "finish_reason": completion.finish_reason, "attempts": completion.attempts,
+            "latency_s": round(completion.latency_s, 4), "usage": asdict(completion.usage),
+            "request_id": completion.request_id,
+        })
+        if not completion.ok:
+            self.rundir.journal("failures.jsonl").append({
+                "key": key[:16], "tag": request.tag, "error": completion.error,
+                "detail": completion.error_detail, "attempts": completion.attempts,
+                "messages": request.message_dicts(),
+            })
+
+    def complete_sync(self, requests: list[Request]) -> list[Completion]:
+        return asyncio.run(self._complete_and_close(requests))
+
+    async def _complete_and_close(self, requests: list[Request]) -> list[Completion]:
+        try:
+            return await self.complete(requests)
+        finally:
+            await self.aclose()
+
+    async def aclose(self) -> None:
+        await self.backend.aclose()
+        if self.cache:
+            self.cache.close()
+            self.cache = None
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    if config.backend == "openai":
+        from .openai_backend import OpenAIBackend, RetryPolicy
+
+        return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
+                             concurrency=config.concurrency, timeout=config.timeout,
+                             retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base))
+    from .local import LocalBackend
+
+    return LocalBackend(model=config.model, adapter=config.adapter, batch_size=config.batch_size)
+
+
+def make_llm(config: LLMConfig, rundir: RunDir | None = None, cache_path: str | Path | None = None) -> LLM:
+    config.validate()
+    return LLM(config, make_backend(config), rundir=rundir, cache_path=cache_path)

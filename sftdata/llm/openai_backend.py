@@ -1,0 +1,133 @@
+"""The openai-compatible backend: AsyncOpenAI over httpx, with our own retry loop.
+
+The SDK's retries are off (``max_retries=0``) so that every attempt is counted, Retry-After is
+honored exactly, and a request that fails for good is reported rather than raised.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import random
+import time
+from dataclasses import dataclass
+
+import httpx
+import openai
+
+from ..errors import redact
+from .base import Completion, Request, Usage
+
+
+@dataclass
+class RetryPolicy:
+    max_attempts: int = 6
+    base_delay: float = 0.5  # seconds; doubles each attempt, with full jitter
+    max_delay: float = 30.0
+    max_retry_after: float = 120.0  # a server asking for longer than this is waited on only this long
+
+    def delay(self, attempt: int, retry_after: float | None, rng: random.Random) -> float:
+        backoff = min(self.max_delay, self.base_delay * 2 ** (attempt - 1))
+        jittered = backoff / 2 + rng.uniform(0, backoff / 2)
+        if retry_after is not None:
+            return min(self.max_retry_after, max(retry_after, 0.0))
+        return jittered
+
+
+class MalformedReply(Exception):
+    """The endpoint answered 200 with something that is not a usable chat completion."""
+
+
+def _retry_after(exc: Exception) -> float | None:
+    response = getattr(exc, "response", None)
+    if response is None:
+        return None
+    value = response.headers.get("retry-after")
+    if value is None:
+        ms = response.headers.get("retry-after-ms")
+        return float(ms) / 1000 if ms and ms.replace(".", "", 1).isdigit() else None
+    try:
+        return float(value)
+    except ValueError:
+        return None
+
+
+def _is_retryable(exc: Exception) -> bool:
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply)):
+        return True
+    if isinstance(exc, openai.APIStatusError):
+        return exc.status_code in (408, 409, 429) or exc.status_code >= 500
+    return False
+
+
+class OpenAIBackend:
+    name = "openai"
+
+    def __init__(self, base_urls: list[str], model: str, api_key: str | None, concurrency: int = 16,
+                 timeout: float = 120.0, retry: RetryPolicy | None = None, seed: int = 0) -> None:
+        self.model = model
+        self.retry = retry or RetryPolicy()
+        self._semaphore = asyncio.Semaphore(concurrency)
+        self._rng = random.Random(seed)
+        self._http = httpx.AsyncClient(
+            limits=httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
+            timeout=httpx.Timeout(timeout, connect=min(timeout, 10.0)),
+        )
+        # "EMPTY" is what local servers (vLLM, Ollama) accept; the SDK refuses a missing key
+        self._clients = [openai.AsyncOpenAI(base_url=url, api_key=api_key or "EMPTY", max_retries=0,
+                                            http_client=self._http) for url in base_urls]
+        self._next_replica = itertools.count()
+        self.requests_by_replica = [0] * len(base_urls)
+
+    async def complete(self, requests: list[Request]) -> list[Completion]:
+        return list(await asyncio.gather(*(self._complete_one(r) for r in requests)))
+
+    async def _complete_one(self, request: Request) -> Completion:
+        async with self._semaphore:
+            replica = next(self._next_replica)
+            started = time.perf_counter()
+            last_exc: Exception | None = None
+            for attempt in range(1, self.retry.max_attempts + 1):
+                index = (replica + attempt - 1) % len(self._clients)  # a retry moves to the next replica
+                self.requests_by_replica[index] += 1
+                try:
+                    completion = await self._send(self._clients[index], request)
+                    completion.attempts = attempt
+                    completion.latency_s = time.perf_counter() - started
+                    return completion
+                except Exception as exc:  # noqa: BLE001 - classified below; unknown ones are not retried
+                    last_exc = exc
+                    if not _is_retryable(exc) or attempt == self.retry.max_attempts:
+                        break
+                    await asyncio.sleep(self.retry.delay(attempt, _retry_after(exc), self._rng))
+            assert last_exc is not None
+            return Completion(text="", finish_reason="error", model=self.model, attempts=attempt,
+                              latency_s=time.perf_counter() - started, error=type(last_exc).__name__,
+                              error_detail=redact(str(last_exc))[:500])
+
+    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+        params: dict = {
+            "model": self.model, "messages": request.message_dicts(), "temperature": request.temperature,
+            "top_p": request.top_p, "max_tokens": request.max_tokens,
+        }
+        if request.stop:
+            params["stop"] = list(request.stop)
+        if request.seed is not None:
+            params["seed"] = request.seed
+        try:
+            response = await client.chat.completions.create(**params)
+        except (ValueError, TypeError) as exc:  # a 200 whose body is not JSON
+            raise MalformedReply(f"unparsable body: {exc}") from None
+        if isinstance(response, str) or not getattr(response, "choices", None):
+            raise MalformedReply("reply has no choices")
+        choice = response.choices[0]
+        text = choice.message.content if choice.message is not None else None
+        if text is None:
+            raise MalformedReply("reply has no message content")
+        usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0) \
+            if response.usage else Usage()
+        return Completion(text=text, finish_reason=choice.finish_reason or "stop", usage=usage,
+                          model=response.model or self.model, request_id=response.id)
+
+    async def aclose(self) -> None:
+        await self._http.aclose()

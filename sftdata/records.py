@@ -1,0 +1,237 @@
+"""The Record of DESIGN.md, its stable id, and JSONL reading with ``file:line`` errors.
+
+Reading accepts every shape sftdata writes or imports, detected per line:
+a Record / alpaca row (``instruction``, ``input``, ``output``), a self-instruct seed task
+(``instruction`` + ``instances``: one Record per instance), sharegpt (``conversations``),
+OpenAI / TRL messages (``messages``) and prompt-completion (``prompt``, ``completion``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TextIO
+
+from .errors import DataError
+
+MAX_LINE_BYTES = 8 * 1024 * 1024  # a single record larger than this is a broken file, not data
+SOURCES_PREFIXES = ("seed", "self-instruct", "alpaca", "evol:", "paraphrase", "rule:", "import")
+
+
+def record_id(instruction: str, input: str, output: str) -> str:
+    payload = json.dumps([instruction, input, output], ensure_ascii=False)
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()[:16]
+
+
+@dataclass
+class Record:
+    instruction: str
+    input: str = ""
+    output: str = ""
+    lang: str | None = None
+    is_classification: bool | None = None
+    source: str = "import"
+    parent_id: str | None = None
+    meta: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return record_id(self.instruction, self.input, self.output)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "id": self.id, "instruction": self.instruction, "input": self.input,
+            "output": self.output, "lang": self.lang, "is_classification": self.is_classification,
+            "source": self.source, "parent_id": self.parent_id, "meta": self.meta,
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)
+
+
+# ---------------------------------------------------------------- shape detection
+
+def _str_field(obj: dict, key: str, default: str | None = None) -> str:
+    value = obj.get(key, default)
+    if value is None:
+        if default is None:
+            raise ValueError(f"missing field '{key}'")
+        return default
+    if not isinstance(value, str):
+        raise ValueError(f"field '{key}' must be a string, got {type(value).__name__}")
+    return value
+
+
+def _optional_bool(obj: dict, key: str) -> bool | None:
+    value = obj.get(key)
+    if value is None or isinstance(value, bool):
+        return value
+    if value in ("yes", "Yes", "true", "True"):
+        return True
+    if value in ("no", "No", "false", "False"):
+        return False
+    raise ValueError(f"field '{key}' must be true, false or null, got {value!r}")
+
+
+def _from_turns(turns: list, role_key: str, text_key: str, user: str, assistant: str,
+                system: str | None) -> Record:
+    if not isinstance(turns, list) or not turns:
+        raise ValueError("conversation must be a non-empty list of turns")
+    prompt, reply = None, None
+    for turn in turns:
+        if not isinstance(turn, dict) or not isinstance(turn.get(text_key), str):
+            raise ValueError(f"each turn needs a string '{text_key}'")
+        role = turn.get(role_key)
+        if role == user and prompt is None:
+            prompt = turn[text_key]
+        elif role == assistant and prompt is not None and reply is None:
+            reply = turn[text_key]
+        elif role == "system" and system is None:
+            system = turn[text_key]
+    if prompt is None:
+        raise ValueError(f"no '{user}' turn in conversation")
+    instruction, _, input_text = prompt.partition("\n\n")
+    meta = {"system": system} if system else {}
+    return Record(instruction=instruction.strip(), input=input_text.strip(), output=reply or "", meta=meta)
+
+
+def records_from_obj(obj: Any) -> list[Record]:
+    """Turn one parsed JSON line into Records; raises ValueError naming what is wrong."""
+    if not isinstance(obj, dict):
+        raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
+    if "conversations" in obj:
+        return [_from_turns(obj["conversations"], "from", "value", "human", "gpt", obj.get("system"))]
+    if "messages" in obj:
+        return [_from_turns(obj["messages"], "role", "content", "user", "assistant", None)]
+    if "prompt" in obj and "completion" in obj and "instruction" not in obj:
+        instruction, _, input_text = _str_field(obj, "prompt").partition("\n\n")
+        return [Record(instruction=instruction.strip(), input=input_text.strip(),
+                       output=_str_field(obj, "completion"))]
+    instruction = _str_field(obj, "instruction")
+    if not instruction.strip():
+        raise ValueError("field 'instruction' is empty")
+    common = dict(
+        lang=obj.get("lang") if isinstance(obj.get("lang"), str) else None,
+        is_classification=_optional_bool(obj, "is_classification"),
+    )
+    if "instances" in obj:  # self-instruct seed task
+        instances = obj["instances"]
+        if not isinstance(instances, list) or not instances:
+            raise ValueError("field 'instances' must be a non-empty list")
+        out = []
+        for inst in instances:
+            if not isinstance(inst, dict):
+                raise ValueError("each instance must be an object with 'input' and 'output'")
+            out.append(Record(instruction=instruction, input=_str_field(inst, "input", ""),
+                              output=_str_field(inst, "output"), source="seed",
+                              meta={"seed_id": obj.get("id"), "name": obj.get("name")}, **common))
+        return out
+    meta = obj.get("meta") or {}
+    if not isinstance(meta, dict):
+        raise ValueError("field 'meta' must be an object")
+    if isinstance(obj.get("system"), str) and obj["system"]:
+        meta = {**meta, "system": obj["system"]}
+    parent = obj.get("parent_id")
+    return [Record(instruction=instruction, input=_str_field(obj, "input", ""),
+                   output=_str_field(obj, "output", ""),
+                   source=obj["source"] if isinstance(obj.get("source"), str) else "import",
+                   parent_id=parent if isinstance(parent, str) else None, meta=meta, **common)]
+
+
+# ---------------------------------------------------------------- reading
+
+def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
+    """Yield ``(line_number, parsed_object)`` for each non-blank line, streaming.
+
+    Raises DataError with ``path:line`` for a BOM, invalid UTF-8, bad JSON, an overlong line,
+    a JSON array file (not JSONL), or an empty file.
+    """
+    path = Path(path)
+    if not path.exists():
+        raise DataError(path, None, "no such file")
+    if path.is_dir():
+        raise DataError(path, None, "is a directory, expected a JSONL file")
+    seen_any = False
+    with open(path, "rb") as fh:
+        for number, raw in enumerate(_bounded_lines(fh, path), start=1):
+            if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
+                raise DataError(path, 1, "file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
+            try:
+                text = raw.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise DataError(path, number, f"invalid UTF-8 at byte {exc.start}") from None
+            if not text.strip():
+                continue
+            try:
+                obj = json.loads(text)
+            except json.JSONDecodeError as exc:
+                hint = ""
+                if number == 1 and text.lstrip().startswith("["):
+                    hint = " (this looks like a JSON array; sftdata reads JSONL: one object per line)"
+                raise DataError(path, number, f"invalid JSON: {exc.msg} at column {exc.colno}{hint}") from None
+            if isinstance(obj, list):
+                raise DataError(path, number, "a JSON array, expected one JSON object per line (JSONL)")
+            seen_any = True
+            yield number, obj
+    if not seen_any:
+        raise DataError(path, None, "file is empty: no records")
+
+
+def _bounded_lines(fh: Any, path: Path) -> Iterator[bytes]:
+    number = 0
+    while True:
+        raw = fh.readline(MAX_LINE_BYTES + 1)
+        if not raw:
+            return
+        number += 1
+        if len(raw) > MAX_LINE_BYTES and not raw.endswith(b"\n"):
+            raise DataError(path, number, f"line longer than {MAX_LINE_BYTES // (1024 * 1024)} MB")
+        yield raw
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """Stream Records from a JSONL file in any supported shape."""
+    for number, obj in iter_json_lines(path):
+        try:
+            yield from records_from_obj(obj)
+        except ValueError as exc:
+            raise DataError(path, number, str(exc)) from None
+
+
+def read_all(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
+    """Read every file fully before returning, so a bad line fails before any output is written."""
+    return [rec for path in paths for rec in read_records(path)]
+
+
+def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict | Record]) -> int:
+    """Write rows atomically (temp file + rename). Returns the number written."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    count = 0
+    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+        for row in rows:
+            fh.write(dumps(row) + "\n")
+            count += 1
+    os.replace(tmp, path)
+    return count
+
+
+def dumps(row: dict | Record) -> str:
+    if isinstance(row, Record):
+        return row.to_json()
+    return json.dumps(row, ensure_ascii=False)
+
+
+def rejected(record: Record, stage: str, reason: str, detail: dict | None = None) -> dict:
+    """The rejected-record shape of DESIGN.md."""
+    return {"record": record.to_dict(), "stage": stage, "reason": reason, "detail": detail or {}}
+
+
+def write_line(fh: TextIO, row: dict | Record) -> None:
+    fh.write(dumps(row) + "\n")
+    fh.flush()
