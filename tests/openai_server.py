@@ -20,6 +20,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import socket
 import threading
 import time
 from collections.abc import Callable
@@ -46,6 +47,15 @@ class Fault:
 
 
 ReplyFn = Callable[[dict, int], "str | Reply"]
+
+
+def _quickack(sock: object) -> None:
+    # Linux delays ACKs up to 40 ms; a client that sends headers and body in two writes would
+    # then wait on every kept-alive request, and the server, not the client, would be measured.
+    try:
+        sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_QUICKACK, 1)  # type: ignore[attr-defined]
+    except (AttributeError, OSError):
+        pass
 
 
 class OpenAIServer:
@@ -114,9 +124,12 @@ class OpenAIServer:
 
     # ------------------------------------------------------------ HTTP
     async def _handle(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        sock = writer.get_extra_info("socket")
         try:
             while True:
+                _quickack(sock)
                 head = await reader.readuntil(b"\r\n\r\n")
+                _quickack(sock)
                 lines = head.decode("latin-1").split("\r\n")
                 method, path, _ = lines[0].split(" ", 2)
                 headers = {k.strip().lower(): v.strip() for k, v in
@@ -220,3 +233,23 @@ class OpenAIServer:
         transport = writer.transport
         transport.abort()  # RST, mid-body
         return False
+
+
+def _serve_forever() -> None:
+    """``python tests/openai_server.py [--latency S]``: serve in its own process; prints the URL."""
+    import argparse
+
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--latency", type=float, default=0.0)
+    parser.add_argument("--reply", default="OK")
+    args = parser.parse_args()
+    server = OpenAIServer(reply=lambda body, n: args.reply, latency=args.latency).start()
+    print(server.url, flush=True)
+    try:
+        threading.Event().wait()
+    except KeyboardInterrupt:
+        server.stop()
+
+
+if __name__ == "__main__":
+    _serve_forever()

@@ -131,7 +131,7 @@ class LLM:
         keys = [r.cache_key(self.backend.name, self.backend.model) for r in requests]
         to_send: list[int] = []
         for i, (request, key) in enumerate(zip(requests, keys)):
-            hit = self.cache.get(key) if self.cache else None
+            hit = self.cache.get(key) if self.cache is not None else None
             if hit is not None:
                 results[i] = hit
             elif self._allowed(request):
@@ -145,7 +145,7 @@ class LLM:
             fresh = await self.backend.complete([requests[i] for i in to_send])
             for i, completion in zip(to_send, fresh):
                 results[i] = completion
-                if completion.ok and self.cache:
+                if completion.ok and self.cache is not None:
                     self.cache.put(keys[i], completion)
         self.stats.seconds += time.perf_counter() - started
         self._reserved_cost = 0.0
@@ -205,7 +205,7 @@ class LLM:
 
     async def aclose(self) -> None:
         await self.backend.aclose()
-        if self.cache:
+        if self.cache is not None:
             self.cache.close()
             self.cache = None
 

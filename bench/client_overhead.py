@@ -1,0 +1,91 @@
+"""Client overhead of the openai-compatible LLM layer against the loopback server (in its own process).
+
+1. Zero server latency: requests/s through the full LLM layer (SDK, retries, cache off, request log)
+   against raw httpx POSTs at the same concurrency (the baseline). Target: >= 500 requests/s.
+2. 50 ms server latency at concurrency 64: achieved requests/s against the ideal (64 / 0.05 s).
+   Target: efficiency >= 0.9.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import httpx2 as httpx  # the client openai 3.x uses, so the baseline is like for like
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sftdata.llm.base import Request  # noqa: E402
+from sftdata.llm.client import LLMConfig, make_llm  # noqa: E402
+from sftdata.rundir import RunDir  # noqa: E402
+
+
+def start_server(latency: float) -> tuple[subprocess.Popen, str]:
+    proc = subprocess.Popen([sys.executable, str(ROOT / "tests" / "openai_server.py"), "--latency", str(latency)],
+                            stdout=subprocess.PIPE, text=True)
+    assert proc.stdout is not None
+    return proc, proc.stdout.readline().strip()
+
+
+async def llm_layer(url: str, n: int, concurrency: int) -> float:
+    with tempfile.TemporaryDirectory() as tmp:
+        llm = make_llm(LLMConfig(base_urls=[url], model="m", concurrency=concurrency, cache=False), RunDir(tmp))
+        reqs = [Request.chat(f"prompt {i}", seed=i, max_tokens=16) for i in range(n)]
+        started = time.perf_counter()
+        out = await llm.complete(reqs)
+        seconds = time.perf_counter() - started
+        await llm.aclose()
+    assert all(c.ok for c in out)
+    return n / seconds
+
+
+async def raw_httpx(url: str, n: int, concurrency: int) -> float:
+    semaphore = asyncio.Semaphore(concurrency)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(limits=limits, timeout=30) as client:
+        async def one(i: int) -> None:
+            async with semaphore:
+                body = {"model": "m", "messages": [{"role": "user", "content": f"prompt {i}"}], "max_tokens": 16}
+                response = await client.post(f"{url}/chat/completions", content=json.dumps(body),
+                                             headers={"content-type": "application/json"})
+                response.json()["choices"][0]["message"]["content"]
+        started = time.perf_counter()
+        await asyncio.gather(*(one(i) for i in range(n)))
+        return n / (time.perf_counter() - started)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("-n", type=int, default=2000)
+    args = parser.parse_args()
+
+    proc, url = start_server(0.0)
+    try:
+        asyncio.run(llm_layer(url, 100, 32))  # warm up
+        ours = asyncio.run(llm_layer(url, args.n, 32))
+        base = asyncio.run(raw_httpx(url, args.n, 32))
+    finally:
+        proc.terminate()
+    print(f"zero latency, concurrency 32: sftdata LLM layer {ours:.0f} req/s, raw httpx {base:.0f} req/s, "
+          f"ratio {ours / base:.2f}x (target >= 500 req/s: {'PASS' if ours >= 500 else 'FAIL'})")
+
+    latency, concurrency = 0.05, 64
+    proc, url = start_server(latency)
+    try:
+        achieved = asyncio.run(llm_layer(url, 1280, concurrency))
+    finally:
+        proc.terminate()
+    ideal = concurrency / latency
+    print(f"50 ms latency, concurrency 64: {achieved:.0f} req/s of ideal {ideal:.0f}, "
+          f"efficiency {achieved / ideal:.2f} (target >= 0.9: {'PASS' if achieved / ideal >= 0.9 else 'FAIL'})")
+
+
+if __name__ == "__main__":
+    main()

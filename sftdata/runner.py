@@ -1,0 +1,135 @@
+"""The machinery every LLM-driven stage shares: rounds, checkpoints, resume, budget, Ctrl-C, progress, stats.
+
+A stage works in rounds. Each round builds its requests from the stage's state alone, sends them
+concurrently, and commits the results in request order, then :func:`run_stage` checkpoints. So:
+
+- with the same cache and seed, a rerun writes byte-identical files (order never depends on timing);
+- a kill mid-round loses nothing: on restart the journals roll back to the last checkpoint and the
+  round is redone, its paid requests answered from the cache;
+- a budget or Ctrl-C stop lands between rounds or rolls back to one, with state saved.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from dataclasses import asdict
+from typing import Any, Protocol
+
+from tqdm import tqdm
+
+from .errors import BudgetExhausted, ConfigError
+from .llm.client import LLM, LLMStats
+from .rundir import RunDir
+
+# settings that may change between a run and its resume without invalidating what was done
+RESUMABLE_KEYS = {"max_requests", "max_cost", "concurrency", "timeout", "max_attempts", "retry_base",
+                  "num_instructions", "target", "batch_size", "fail_after", "no_progress"}
+
+
+class Stage(Protocol):
+    """One LLM-driven stage, as :func:`run_stage` drives it."""
+
+    def restore(self, rundir: RunDir, state: dict[str, Any] | None) -> None:
+        """Rebuild in-memory state from the (rolled back) journals and the last checkpoint's state."""
+
+    async def run_round(self, llm: LLM, round_no: int) -> None:
+        """Send one round of requests and append its results to the journals, in request order."""
+
+    def done(self) -> bool: ...
+
+    def state(self) -> dict[str, Any]:
+        """Small JSON state saved with each checkpoint."""
+
+    def progress(self) -> tuple[int, int, str]:
+        """(done, target, postfix text) for the progress bar."""
+
+    def summary(self) -> dict[str, Any]: ...
+
+
+def check_resumable(rundir: RunDir, config: dict[str, Any]) -> None:
+    """Refuse to resume a run directory that holds a run made with different settings."""
+    previous = rundir.read_json("config.json")
+    if not previous:
+        return
+    comparable = json.loads(json.dumps(config, default=str))
+    changed = [key for key in sorted(set(previous) | set(comparable))
+               if key not in RESUMABLE_KEYS and previous.get(key) != comparable.get(key)
+               and not (isinstance(previous.get(key), dict) and _same_dict(previous[key], comparable.get(key)))]
+    if changed:
+        key = changed[0]
+        raise ConfigError(
+            f"{rundir.path} holds a run made with other settings ({key}: {previous.get(key)!r} -> "
+            f"{comparable.get(key)!r}); re-run with --fresh to start over, or choose another --out", "--out")
+
+
+def _same_dict(old: dict, new: Any) -> bool:
+    if not isinstance(new, dict):
+        return False
+    keys = (set(old) | set(new)) - RESUMABLE_KEYS
+    return all(old.get(k) == new.get(k) for k in keys)
+
+
+def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
+              progress: bool = True, desc: str = "") -> dict[str, Any]:
+    """Run ``stage`` to completion (or budget / Ctrl-C), resuming from ``rundir``. Returns the summary."""
+    check_resumable(rundir, config)
+    rundir.write_config(config)
+    state = rundir.resume()
+    if state and "llm" in state:
+        llm.stats = LLMStats(**state["llm"])
+    round_no = state.get("round", 0) if state else 0
+    stage.restore(rundir, state.get("stage") if state else None)
+    started = time.perf_counter()
+    bar = tqdm(desc=desc, unit="rec", disable=not progress, dynamic_ncols=True, leave=True)
+    try:
+        return asyncio.run(_loop(stage, rundir, llm, round_no, started, bar))
+    finally:
+        bar.close()
+        rundir.close()
+
+
+async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm) -> dict:
+    try:
+        while not stage.done():
+            await stage.run_round(llm, round_no)
+            round_no += 1
+            rundir.checkpoint({"round": round_no, "stage": stage.state(), "llm": asdict(llm.stats)})
+            _write_stats(stage, rundir, llm, started)
+            _update_bar(bar, stage, llm)
+            if llm.exhausted:
+                raise BudgetExhausted(_budget_message(llm))
+        _write_stats(stage, rundir, llm, started, finished=True)
+        return _summary(stage, llm, started)
+    finally:
+        await llm.aclose()
+
+
+def _budget_message(llm: LLM) -> str:
+    cfg = llm.config
+    what = (f"--max-requests {cfg.max_requests}" if cfg.max_requests is not None
+            and llm.stats.sent >= cfg.max_requests else f"--max-cost {cfg.max_cost}")
+    return f"budget reached ({what}; {llm.stats.sent} requests, ${llm.stats.cost_usd:.4f})"
+
+
+def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
+    done, target, postfix = stage.progress()
+    bar.total = target
+    bar.n = min(done, target) if target else done
+    cost = f" ${llm.stats.cost_usd:.3f}" if llm.config.price_in is not None else ""
+    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens
+    bar.set_postfix_str(f"{postfix} req={llm.stats.sent}+{llm.stats.cached}c tok={tokens}{cost}")
+
+
+def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:
+    summary = dict(stage.summary())
+    summary["llm"] = {**asdict(llm.stats), "backend": llm.backend.name, "model": llm.model_name}
+    summary["seconds"] = round(time.perf_counter() - started, 2)
+    return summary
+
+
+def _write_stats(stage: Stage, rundir: RunDir, llm: LLM, started: float, finished: bool = False) -> None:
+    stats = _summary(stage, llm, started)
+    stats["finished"] = finished
+    rundir.write_json("stats.json", stats)

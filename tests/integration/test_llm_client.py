@@ -1,0 +1,154 @@
+"""The openai-compatible LLM layer against a real loopback server: faults, retries, budget, cache, replicas, secrets."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from pathlib import Path
+
+import pytest
+from openai_server import Reply
+
+from sftdata.errors import EndpointUnavailable
+from sftdata.llm.base import Request
+from sftdata.llm.client import BUDGET, LLMConfig, make_llm
+from sftdata.rundir import RunDir
+
+KEY = "sk-test-SECRET-abcdef123456"
+
+
+def run(llm, requests):
+    return asyncio.run(llm._complete_and_close(requests))
+
+
+def config(*urls: str, **kw) -> LLMConfig:
+    base = dict(base_urls=list(urls), model="test-model", api_key=KEY, retry_base=0.01, concurrency=4,
+                timeout=5.0)
+    base.update(kw)
+    return LLMConfig(**base)
+
+
+def requests(n: int, prefix: str = "prompt") -> list[Request]:
+    return [Request.chat(f"{prefix} {i}", seed=i, tag="test") for i in range(n)]
+
+
+@pytest.mark.parametrize("fault", ["429", "500", "502", "503", "reset", "malformed", "empty_choices"])
+def test_each_fault_is_retried_and_succeeds(make_server, tmp_path: Path, fault: str) -> None:
+    srv = make_server(reply=lambda body, n: "fine")
+    srv.inject(fault, count=2)
+    llm = make_llm(config(srv.url), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].text == "fine"
+    assert out[0].attempts == 3
+    assert srv.count == 3
+    assert llm.stats.sent == 1 and llm.stats.succeeded == 1 and llm.stats.attempts == 3
+
+
+def test_slow_reply_times_out_and_is_retried(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "fine")
+    srv.inject("slow", delay=3.0)
+    llm = make_llm(config(srv.url, timeout=0.5), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].attempts == 2
+
+
+def test_length_finish_reason_is_reported_not_retried(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "a long answer that was cut")
+    srv.inject("length")
+    llm = make_llm(config(srv.url), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].truncated and srv.count == 1
+    assert llm.stats.truncated == 1
+
+
+def test_retry_after_is_honored(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "ok")
+    srv.inject("429", retry_after=1.0)
+    llm = make_llm(config(srv.url, retry_base=0.001), RunDir(tmp_path))
+    started = time.perf_counter()
+    out = run(llm, requests(1))
+    assert out[0].ok
+    assert time.perf_counter() - started >= 0.95
+
+
+def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "ok")
+    srv.inject("500", count=3)
+    rundir = RunDir(tmp_path)
+    llm = make_llm(config(srv.url, max_attempts=3, concurrency=1), rundir)
+    out = run(llm, requests(2))
+    assert not out[0].ok and out[0].error == "InternalServerError" and out[0].attempts == 3
+    assert out[1].ok
+    failures = rundir.journal("failures.jsonl").read()
+    assert len(failures) == 1 and failures[0]["error"] == "InternalServerError"
+    assert llm.stats.sent == llm.stats.succeeded + llm.stats.failed == 2
+
+
+def test_endpoint_down_raises_endpoint_unavailable(tmp_path: Path) -> None:
+    llm = make_llm(config("http://127.0.0.1:9/v1", max_attempts=2, fail_after=3), RunDir(tmp_path))
+    with pytest.raises(EndpointUnavailable) as info:
+        run(llm, requests(3))
+    assert KEY not in str(info.value)
+    assert len(RunDir(tmp_path).journal("failures.jsonl").read()) == 3
+
+
+def test_cache_means_zero_requests_on_rerun(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: f"answer {body['messages'][-1]['content']}")
+    llm = make_llm(config(srv.url), RunDir(tmp_path))
+    first = run(llm, requests(5))
+    assert srv.count == 5
+    llm = make_llm(config(srv.url), RunDir(tmp_path))
+    second = run(llm, requests(5))
+    assert srv.count == 5, "a cached request was sent again"
+    assert [c.text for c in first] == [c.text for c in second]
+    assert all(c.cached for c in second) and llm.stats.cached == 5 and llm.stats.sent == 0
+
+
+def test_no_cache_sends_again(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "x")
+    for _ in range(2):
+        run(make_llm(config(srv.url, cache=False), RunDir(tmp_path)), requests(2))
+    assert srv.count == 4
+
+
+def test_requests_spread_over_replicas(make_server, tmp_path: Path) -> None:
+    servers = [make_server(reply=lambda body, n: "r") for _ in range(3)]
+    llm = make_llm(config(*(s.url for s in servers)), RunDir(tmp_path))
+    run(llm, requests(12))
+    assert [s.count for s in servers] == [4, 4, 4]
+
+
+def test_max_requests_budget_denies_the_rest(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "x")
+    llm = make_llm(config(srv.url, max_requests=3), RunDir(tmp_path))
+    out = run(llm, requests(5))
+    assert srv.count == 3 and llm.exhausted
+    assert [c.error for c in out] == [None, None, None, BUDGET, BUDGET]
+
+
+def test_max_cost_is_a_hard_bound(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "y" * 400)  # ~101 completion tokens each
+    cfg = config(srv.url, price_in=1000.0, price_out=1000.0, max_cost=0.5)
+    llm = make_llm(cfg, RunDir(tmp_path))
+    run(llm, [Request.chat(f"p{i}", max_tokens=110, seed=i) for i in range(20)])
+    assert llm.exhausted and 0 < srv.count < 20
+    assert llm.stats.cost_usd <= 0.5
+
+
+def test_api_key_never_written(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "x")
+    srv.inject("500", count=10)
+    rundir = RunDir(tmp_path)
+    rundir.write_config({"llm": config(srv.url).public(), "api_key": KEY})
+    llm = make_llm(config(srv.url, max_attempts=2, fail_after=100), rundir)
+    run(llm, requests(6))
+    assert srv.auth_headers[0] == f"Bearer {KEY}"  # it was sent to the server ...
+    for path in tmp_path.rglob("*"):  # ... and written nowhere
+        if path.is_file():
+            assert KEY.encode() not in path.read_bytes(), path
+
+
+def test_malformed_body_then_function_reply(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: Reply(raw_body=b"not json") if n == 1 else "good")
+    out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out[0].ok and out[0].text == "good" and out[0].attempts == 2
