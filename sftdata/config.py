@@ -1,0 +1,144 @@
+"""Reading a pipeline config (YAML or TOML) into typed dataclasses, with errors that name the key.
+
+Each section of the file maps onto a dataclass; every key must be one of its fields and of its type.
+``--set key.sub=value`` overrides any key (the value is parsed as YAML: numbers, booleans, lists).
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import sys
+import types
+import typing
+from pathlib import Path
+from typing import Any, Union
+
+import yaml
+
+from .errors import ConfigError, DataError
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+
+def load_file(path: str | Path) -> dict[str, Any]:
+    """Parse a YAML or TOML file into a dict; syntax errors name the file and line."""
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(path, None, "no such config file")
+    text = path.read_text(encoding="utf-8")
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataError(path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise DataError(path, getattr(exc, "lineno", None), f"invalid TOML: {exc}") from None
+    if data is None:
+        raise DataError(path, None, "config file is empty")
+    if not isinstance(data, dict):
+        raise DataError(path, 1, "a config must be a mapping of sections")
+    return data
+
+
+def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
+    """Apply ``key.sub=value`` overrides in place (value parsed as YAML)."""
+    for item in overrides:
+        key, sep, raw = item.partition("=")
+        if not sep or not key.strip():
+            raise ConfigError(f"expected key=value, got {item!r}", "--set")
+        try:
+            value = yaml.safe_load(raw) if raw.strip() else ""
+        except yaml.YAMLError:
+            value = raw
+        node = data
+        parts = key.strip().split(".")
+        for part in parts[:-1]:
+            child = node.setdefault(part, {})
+            if not isinstance(child, dict):
+                raise ConfigError(f"{'.'.join(parts[:-1])} is not a section", "--set")
+            node = child
+        node[parts[-1]] = value
+    return data
+
+
+def _type_name(tp: Any) -> str:
+    return getattr(tp, "__name__", None) or str(tp).replace("typing.", "")
+
+
+def _coerce(value: Any, tp: Any, key: str) -> Any:
+    """Check ``value`` against the annotation ``tp``; ints are accepted for floats, scalars for tuples."""
+    origin = typing.get_origin(tp)
+    if tp is Any:
+        return value
+    if origin in (Union, types.UnionType):
+        args = typing.get_args(tp)
+        if value is None and type(None) in args:
+            return None
+        for arg in args:
+            if arg is type(None):
+                continue
+            try:
+                return _coerce(value, arg, key)
+            except ConfigError:
+                continue
+        raise ConfigError(f"expected {' or '.join(_type_name(a) for a in args)}, got {value!r}", key)
+    if origin in (list, tuple, frozenset, set):
+        items = value if isinstance(value, list) else [value] if isinstance(value, (str, int, float)) else None
+        if items is None:
+            raise ConfigError(f"expected a list, got {value!r}", key)
+        args = typing.get_args(tp)
+        inner = args[0] if args else Any
+        coerced = [_coerce(v, inner, key) for v in items]
+        return origin(coerced) if origin is not list else coerced
+    if origin is dict:
+        if not isinstance(value, dict):
+            raise ConfigError(f"expected a mapping, got {value!r}", key)
+        return value
+    if tp is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if tp is bool and not isinstance(value, bool):
+        raise ConfigError(f"expected true or false, got {value!r}", key)
+    if tp is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise ConfigError(f"expected an integer, got {value!r}", key)
+    if isinstance(tp, type) and not isinstance(value, tp):
+        raise ConfigError(f"expected {_type_name(tp)}, got {value!r}", key)
+    return value
+
+
+def build(cls: type, data: Any, prefix: str) -> Any:
+    """Build dataclass ``cls`` from ``data``; unknown keys and wrong types raise ConfigError naming the key."""
+    if data is None:
+        data = {}
+    if not isinstance(data, dict):
+        raise ConfigError(f"expected a mapping, got {data!r}", prefix)
+    hints = typing.get_type_hints(cls)
+    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    values = {}
+    for key, value in data.items():
+        name = str(key).replace("-", "_")
+        if name not in fields:
+            known = ", ".join(sorted(fields))
+            raise ConfigError(f"unknown key (known: {known})", f"{prefix}.{key}" if prefix else str(key))
+        values[name] = _coerce(value, hints[name], f"{prefix}.{key}" if prefix else str(key))
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as exc:
+        raise ConfigError(str(exc), prefix) from None
+
+
+def to_plain(obj: Any) -> Any:
+    """A JSON-able form of a config dataclass (tuples and sets as lists)."""
+    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
+        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
+    if isinstance(obj, (list, tuple)):
+        return [to_plain(v) for v in obj]
+    if isinstance(obj, (set, frozenset)):
+        return sorted(to_plain(v) for v in obj)
+    if isinstance(obj, dict):
+        return {k: to_plain(v) for k, v in obj.items()}
+    if isinstance(obj, Path):
+        return str(obj)
+    return obj
