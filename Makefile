@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test test-fast bench lint clean
+.PHONY: install system-deps demo test test-fast bench lint clean
 
 install: $(STAMP)
 
@@ -25,7 +25,16 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sftdata run examples/demo.yaml
 
-test: install
+# The report's browser test needs Debian's chromium; Chinese figure labels want a CJK font.
+system-deps:
+	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null \
+	  || echo "warning: could not install chromium / fonts-wqy-microhei (the browser test will say so)"; \
+	fi
+
+test: install system-deps
 	$(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-fast: install

@@ -11,10 +11,9 @@ from sftdata.filters.rouge import RougeIndex
 from sftdata.paths import seeds_dir
 from sftdata.records import read_records
 
-ROOT = Path(__file__).resolve().parents[2]
 FILES = [(seeds_dir() / "en.jsonl", 175), (seeds_dir() / "zh.jsonl", 120),
-         (ROOT / "examples/seeds/legal-en.jsonl", 25), (ROOT / "examples/seeds/medical-zh.jsonl", 25),
-         (ROOT / "examples/seeds/finance-zh.jsonl", 25)]
+         (seeds_dir() / "domains/legal-en.jsonl", 25), (seeds_dir() / "domains/medical-zh.jsonl", 25),
+         (seeds_dir() / "domains/finance-zh.jsonl", 25)]
 
 
 @pytest.mark.parametrize(("path", "minimum"), FILES, ids=[p.name for p, _ in FILES])

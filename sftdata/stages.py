@@ -1,0 +1,124 @@
+"""How ``sftdata run`` calls each stage's library function: inputs from the stage before, outputs for the next.
+
+Each ``run_<stage>(ctx, section)`` returns ``(data files produced, the stage's summary)``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+from typing import Any
+
+from .pipeline import CleanSection, Context, EvalSection, ExportSection, ReportSection
+
+
+def _llm_config(ctx: Context):
+    return ctx.pipeline.llm.to_llm_config()
+
+
+def run_generate(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    from .generate import generate
+
+    config = dataclasses.replace(section, seeds=list(ctx.pipeline.seeds))
+    out = ctx.dir("generate")
+    result = generate(config, _llm_config(ctx), out, progress=ctx.progress)
+    return [out / "accepted.jsonl"], result
+
+
+def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    from .filters.stage import run_filter as filter_files
+
+    out = ctx.dir("filter")
+    against = [Path(p) for p in ctx.pipeline.seeds] or [ctx.latest_data()[0]] if "generate" not in ctx.outputs else []
+    result = filter_files(ctx.latest_data(), out, section, against)
+    return [out / "accepted.jsonl"], result
+
+
+def run_clean(ctx: Context, section: CleanSection) -> tuple[list[Path], dict]:
+    from .clean import CleanConfig
+    from .clean import run_clean as clean_files
+
+    config = CleanConfig.from_options(no_rule=section.no_rule, mask_pii=section.mask_pii, outlier_z=section.outlier_z)
+    out = ctx.dir("clean")
+    result = clean_files(ctx.latest_data(), out, config, progress=ctx.progress)
+    return [out / "accepted.jsonl"], result
+
+
+def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    from .augment.api import augment
+
+    inputs = ctx.latest_data()
+    out = ctx.dir("augment")
+    result = augment(section, _llm_config(ctx), inputs, out, progress=ctx.progress)
+    # augment writes only the new records; the next stage gets the input set and them together
+    return [*inputs, out / "accepted.jsonl"], result
+
+
+def run_export(ctx: Context, section: ExportSection) -> tuple[list[Path], dict]:
+    from .export import export, parse_formats, parse_split
+    from .records import read_all
+
+    inputs = ctx.latest_data()
+    out = ctx.dir("export")
+    result = export(read_all(inputs), out, parse_formats(section.formats), split=parse_split(section.split),
+                    seed=ctx.pipeline.seed, system=section.system, hf=section.hf, license=section.license,
+                    name=ctx.pipeline.out.name, sources=inputs)
+    return [out], result
+
+
+def _export_file(ctx: Context, split: str) -> Path:
+    export_dir = ctx.dir("export")
+    for fmt in ("messages", "sharegpt", "alpaca", "prompt-completion"):
+        path = export_dir / fmt / f"{split}.jsonl"
+        if path.exists() and path.stat().st_size > 0:
+            return path
+    raise FileNotFoundError(f"no exported {split} split under {export_dir}")
+
+
+def run_finetune(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    from .finetune.train import finetune
+
+    out = ctx.dir("finetune")
+    eval_data = []
+    try:
+        eval_data = [str(_export_file(ctx, "validation"))]
+    except FileNotFoundError:
+        pass
+    config = dataclasses.replace(section, data=[str(_export_file(ctx, "train"))], out=str(out),
+                                 eval_data=eval_data, progress=ctx.progress)
+    if ctx.pipeline.llm.model and not ctx.pipeline.llm.base_url and config.base_model is None:
+        config = dataclasses.replace(config, base_model=ctx.pipeline.llm.model)
+    result = finetune(config)
+    return [out], result
+
+
+def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
+    from .evaluate import EvalOptions, evaluate, write_outputs
+
+    out = ctx.dir("eval")
+    adapters = [str(ctx.dir("finetune"))] if "finetune" in ctx.outputs else []
+    base_model = ctx.pipeline.stages["finetune"].base_model if ctx.pipeline.stages.get("finetune") else None
+    options = EvalOptions(max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
+                          max_len=section.max_len, limit=section.limit)
+    labels_from = [str(p) for p in ctx.outputs.get("augment") or ctx.outputs.get("clean") or []]
+    report = evaluate([str(_export_file(ctx, "test"))], base_model=base_model, adapters=adapters, options=options,
+                      labels_from=labels_from, log=ctx.log)
+    write_outputs(report, out)
+    return [out], report
+
+
+def run_report(ctx: Context, section: ReportSection) -> tuple[list[Path], dict]:
+    from .report import build_report
+
+    out = ctx.dir("report")
+    finetune = str(ctx.dir("finetune")) if "finetune" in ctx.outputs else None
+    seeds = ctx.pipeline.seeds[0] if ctx.pipeline.seeds else None
+    result = build_report([str(ctx.pipeline.out)], out, finetune=finetune, seeds=seeds, log=ctx.log)
+    return [out / "report.html"], result
+
+
+def short_summary(name: str, result: dict[str, Any]) -> dict[str, Any]:
+    """A few numbers per stage for the end-of-run table."""
+    keys = ("accepted", "rejected", "kept", "instances", "instructions", "records", "train_loss", "eval_loss",
+            "seconds", "written")
+    return {k: result[k] for k in keys if k in result and isinstance(result[k], (int, float, str))}
