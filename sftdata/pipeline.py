@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import shutil
 import time
 from collections.abc import Callable
@@ -117,7 +118,7 @@ SET_BY_PIPELINE = {"finetune": {"data", "out", "eval_data"}, "generate": {"seeds
 
 def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None = None) -> Pipeline:
     path = Path(path)
-    raw = apply_overrides(load_file(path), list(overrides))
+    raw = apply_overrides(_with_environment(load_file(path)), list(overrides))
     for key in raw:
         if key not in TOP_LEVEL:
             raise ConfigError(f"unknown key in {path.name} (known: {', '.join(sorted(TOP_LEVEL))})", str(key))
@@ -143,6 +144,24 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     pipeline = Pipeline(path=path, out=out_dir, lang=lang, seed=seed, seeds=seeds, llm=llm, stages=stages, raw=raw)
     _validate(pipeline)
     return pipeline
+
+
+ENVIRONMENT = {"OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key", "SFTDATA_MODEL": "model"}
+
+
+def _with_environment(raw: dict[str, Any]) -> dict[str, Any]:
+    """Environment variables win over the config file (and ``--set`` over both)."""
+    llm = raw.get("llm")
+    if llm is not None and not isinstance(llm, dict):
+        return raw  # reported by the section check
+    llm = dict(llm or {})
+    for variable, key in ENVIRONMENT.items():
+        value = os.environ.get(variable)
+        if value:
+            llm[key] = value.replace(",", " ").split() if key == "base_url" else value
+    if llm:
+        raw["llm"] = llm
+    return raw
 
 
 def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -> Any:
