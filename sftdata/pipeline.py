@@ -213,11 +213,15 @@ class Context:
     def dir(self, stage: str) -> Path:
         return self.pipeline.out / stage
 
+    def seed_files(self) -> list[Path]:
+        return [Path(p) for p in self.pipeline.seeds] or [_default_seeds(self.pipeline)]
+
     def latest_data(self) -> list[Path]:
+        """The records the last data stage produced (the seeds when no stage ran before)."""
         for name in reversed(STAGE_ORDER):
             if name in self.outputs and name not in ("export", "finetune", "eval", "report"):
                 return self.outputs[name]
-        return [Path(p) for p in self.pipeline.seeds] or [_default_seeds(self.pipeline)]
+        return self.seed_files()
 
 
 def _default_seeds(pipeline: Pipeline) -> Path:

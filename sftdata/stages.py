@@ -29,8 +29,9 @@ def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     from .filters.stage import run_filter as filter_files
 
     out = ctx.dir("filter")
-    against = [Path(p) for p in ctx.pipeline.seeds] or [ctx.latest_data()[0]] if "generate" not in ctx.outputs else []
-    result = filter_files(ctx.latest_data(), out, section, against)
+    # generated records are compared with the seeds they grew from (not when the seeds are the input)
+    against = ctx.seed_files() if "generate" in ctx.outputs else []
+    result = filter_files(ctx.latest_data(), out, section, against, progress=ctx.progress)
     return [out / "accepted.jsonl"], result
 
 
