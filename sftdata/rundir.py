@@ -24,11 +24,18 @@ CHECKPOINTS = "checkpoints.jsonl"
 NOT_ROLLED_BACK = {CHECKPOINTS, "requests.jsonl"}
 
 
+def _secret_key(key: object) -> bool:
+    # "token" counts as a word of the key, not a substring: "access_token" is a secret,
+    # "max_tokens" and "prompt_tokens" (settings and usage counts) are not
+    name = str(key).lower()
+    words = set(name.replace("-", "_").split("_"))
+    return any(s in words if s == "token" else s in name for s in SECRET_KEYS)
+
+
 def strip_secrets(value: Any) -> Any:
     """A copy of ``value`` with every secret-looking key dropped and secrets redacted."""
     if isinstance(value, dict):
-        return {k: strip_secrets(v) for k, v in value.items()
-                if not any(s in str(k).lower() for s in SECRET_KEYS)}
+        return {k: strip_secrets(v) for k, v in value.items() if not _secret_key(k)}
     if isinstance(value, (list, tuple)):
         return [strip_secrets(v) for v in value]
     if isinstance(value, str):
