@@ -10,14 +10,16 @@ from ._options import json_option, print_summary
 @click.command("eval")
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--base-model", type=click.Path(file_okay=False),
-              help="Local HF model directory. Default: the embedded SmolLM2-135M-Instruct.")
+              help="Local HF model directory. Default: the base the adapters were fine-tuned on "
+                   "(their sftdata_finetune.json), else the embedded SmolLM2-135M-Instruct.")
 @click.option("--adapter", "adapters", multiple=True, type=click.Path(file_okay=False),
               help="PEFT adapter directory evaluated on top of the base model. Repeat to compare several.")
 @click.option("--max-new-tokens", type=int, default=128, show_default=True,
               help="Greedy generation stops at EOS / end-of-turn or after this many tokens.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Records per forward pass.")
 @click.option("--max-len", type=int, default=1024, show_default=True,
-              help="Tokens per record for the loss (longer replies are truncated, as in fine-tuning).")
+              help="Tokens per record for the loss; as in fine-tuning, a longer prompt is cut (never the "
+                   "reply) and a record whose reply alone does not fit is left out of the loss and counted.")
 @click.option("--limit", type=int, help="Evaluate on the first N records only.")
 @click.option("--labels-from", multiple=True, type=click.Path(dir_okay=False),
               help="Record JSONL (e.g. the run's accepted.jsonl) that says which instructions are "
