@@ -56,6 +56,7 @@ class CleanSection:
     no_rule: list[str] = field(default_factory=list)
     mask_pii: bool = False
     outlier_z: float = 3.5
+    outlier_short: bool = False  # also remove unusually short outputs (off: short labels are normal)
 
 
 @dataclass

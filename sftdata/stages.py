@@ -39,7 +39,8 @@ def run_clean(ctx: Context, section: CleanSection) -> tuple[list[Path], dict]:
     from .clean import CleanConfig
     from .clean import run_clean as clean_files
 
-    config = CleanConfig.from_options(no_rule=section.no_rule, mask_pii=section.mask_pii, outlier_z=section.outlier_z)
+    config = CleanConfig.from_options(no_rule=section.no_rule, mask_pii=section.mask_pii, outlier_z=section.outlier_z,
+                                      outlier_short=section.outlier_short)
     out = ctx.dir("clean")
     result = clean_files(ctx.latest_data(), out, config, progress=ctx.progress)
     return [out / "accepted.jsonl"], result

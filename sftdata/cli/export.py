@@ -20,7 +20,8 @@ from ._options import json_option, print_summary
               help="train,validation,test ratios summing to 1. A split with ratio 0 is not written.")
 @click.option("--seed", type=int, default=0, show_default=True, help="Seed of the split (same seed, same split).")
 @click.option("--system", help="System prompt for records that have none of their own.")
-@click.option("--hf", is_flag=True, help="Also save a datasets DatasetDict (hf/<format>) and Parquet files.")
+@click.option("--hf", is_flag=True, help="Also save a datasets DatasetDict (hf/<format>, for load_from_disk) and Parquet files "
+                             "(parquet/<format>/<split>.parquet).")
 @click.option("--license", "license_id", help="License identifier for the dataset card, e.g. apache-2.0.")
 @click.option("--name", help="Dataset name in dataset_info.json and the card. Default: the --out folder name.")
 @json_option

@@ -1,0 +1,355 @@
+"""Export: the four JSONL shapes other trainers read as they are, leak-free splits, dataset_info.json.
+
+Field names are the ones LLaMA-Factory, TRL, axolotl, torchtune and ``datasets`` expect:
+
+    alpaca             {"instruction", "input", "output"} (+ "system")
+    sharegpt           {"conversations": [{"from": "human"|"gpt", "value"}], "system"?}
+    messages           {"messages": [{"role": "system"?|"user"|"assistant", "content"}]}
+    prompt-completion  {"prompt", "completion"}
+
+The human / user turn and the prompt are the instruction, a blank line, then the input (when there
+is one): the reverse of how ``records.records_from_obj`` imports those shapes, which split at the
+first blank line. So an instruction that itself holds a blank line comes back with its second part
+in ``input`` (the prompt text is the same; only alpaca keeps the two fields apart).
+
+A record's own system prompt (``meta["system"]``, e.g. from an imported sharegpt file) wins over
+``--system``, which fills in the rest. prompt-completion has no place for a system prompt: it is left
+out there and the summary says so.
+
+Splits are written only when they hold records: a split with ratio 0 (or too few records to get
+one) has no file, no dataset_info.json entry and no card config, and a file left by an earlier export
+is removed so the directory never mixes two runs.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import re
+import shutil
+from collections import Counter
+from collections.abc import Iterable, Sequence
+from pathlib import Path
+from typing import Any
+
+from .errors import ConfigError, DataError
+from .export_card import check_license, write_card
+from .records import Record, iter_json_lines, records_from_obj, write_jsonl
+
+FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
+SPLITS = ("train", "validation", "test")
+DEFAULT_SPLIT = (0.9, 0.05, 0.05)
+
+
+# ---------------------------------------------------------------- options
+
+def parse_formats(values: Iterable[str]) -> list[str]:
+    """``--format`` values, each possibly comma-separated, in first-seen order without repeats."""
+    formats: list[str] = []
+    for value in values:
+        for name in (v.strip().lower() for v in value.split(",")):
+            if not name:
+                continue
+            if name not in FORMATS:
+                raise ConfigError(f"unknown format '{name}' (choose from {', '.join(FORMATS)})", "--format")
+            if name not in formats:
+                formats.append(name)
+    if not formats:
+        raise ConfigError("give at least one format", "--format")
+    return formats
+
+
+def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """``"0.9,0.05,0.05"`` -> train, validation, test fractions (non-negative, summing to 1)."""
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"'{text}' is not three comma-separated numbers, e.g. 0.9,0.05,0.05",
+                              "--split") from None
+    else:
+        values = [float(v) for v in text]
+    if len(values) != 3:
+        raise ConfigError(f"expected 3 ratios (train,validation,test), got {len(values)}", "--split")
+    if any(v != v or v < 0 for v in values):  # v != v: NaN
+        raise ConfigError("ratios must be non-negative numbers", "--split")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ConfigError(f"ratios must sum to 1, got {sum(values):g}", "--split")
+    if values[0] == 0:
+        raise ConfigError("the train ratio must be above 0", "--split")
+    return values[0], values[1], values[2]
+
+
+# ---------------------------------------------------------------- reading
+
+def read_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[Record]:
+    """Read every input fully (any supported shape), checking each record can be exported.
+
+    Errors name ``file:line``: a missing instruction or a non-string field (from the reader), and an
+    empty output (an incomplete record: nothing to train on).
+    """
+    records: list[Record] = []
+    for path in paths:
+        for number, obj in iter_json_lines(path):
+            try:
+                found = records_from_obj(obj)
+            except ValueError as exc:
+                raise DataError(path, number, str(exc)) from None
+            for rec in found:
+                problem = export_problem(rec)
+                if problem:
+                    raise DataError(path, number, problem)
+            records.extend(found)
+    return records
+
+
+def export_problem(rec: Record) -> str | None:
+    if not rec.instruction.strip():
+        return "field 'instruction' is empty"
+    if not rec.output.strip():
+        return "field 'output' is empty: export needs complete records (instruction and output)"
+    return None
+
+
+# ---------------------------------------------------------------- formats
+
+def prompt_text(rec: Record) -> str:
+    return f"{rec.instruction}\n\n{rec.input}" if rec.input.strip() else rec.instruction
+
+
+def record_system(rec: Record, default: str | None) -> str:
+    own = rec.meta.get("system") if isinstance(rec.meta, dict) else None
+    return own if isinstance(own, str) and own else (default or "")
+
+
+def to_row(rec: Record, fmt: str, system: str, with_system: bool) -> dict[str, Any]:
+    """One record in one format. ``with_system``: the format's rows carry a system column."""
+    if fmt == "alpaca":
+        row: dict[str, Any] = {"instruction": rec.instruction, "input": rec.input, "output": rec.output}
+        if with_system:
+            row["system"] = system
+        return row
+    if fmt == "sharegpt":
+        row = {"conversations": [{"from": "human", "value": prompt_text(rec)},
+                                 {"from": "gpt", "value": rec.output}]}
+        if with_system:
+            row["system"] = system
+        return row
+    if fmt == "messages":
+        turns = [{"role": "system", "content": system}] if system else []
+        turns += [{"role": "user", "content": prompt_text(rec)}, {"role": "assistant", "content": rec.output}]
+        return {"messages": turns}
+    if fmt == "prompt-completion":
+        return {"prompt": prompt_text(rec), "completion": rec.output}
+    raise ConfigError(f"unknown format '{fmt}'", "--format")
+
+
+def columns_of(fmt: str, with_system: bool) -> list[str]:
+    """The top-level columns a format's files have (what ``datasets`` shows)."""
+    base = {"alpaca": ["instruction", "input", "output"], "sharegpt": ["conversations"],
+            "messages": ["messages"], "prompt-completion": ["prompt", "completion"]}[fmt]
+    return base + (["system"] if with_system and fmt in ("alpaca", "sharegpt") else [])
+
+
+# ---------------------------------------------------------------- splits
+
+def group_key(instruction: str) -> str:
+    # case and spacing differences do not make a different task: they must not straddle splits either
+    return " ".join(instruction.split()).casefold()
+
+
+def _stratum(records: Sequence[Record], indices: list[int]) -> str:
+    votes = Counter((records[i].is_classification, records[i].lang or "") for i in indices)
+    (is_cls, lang), _ = sorted(votes.items(), key=lambda kv: (-kv[1], repr(kv[0])))[0]
+    return f"{is_cls}|{lang}"
+
+
+def assign_splits(records: Sequence[Record], ratios: Sequence[float], seed: int) -> list[str]:
+    """The split name of each record: deterministic for a seed, independent of input order.
+
+    Records are grouped by instruction (a group never straddles two splits). Groups are ordered by
+    stratum (is_classification, lang), then by a seeded hash; walking that order, each group goes to
+    the split furthest below its share so far. Carrying the counts across strata keeps every stratum
+    and the whole set within one group of the requested ratios, and a 0 ratio is never chosen.
+    """
+    groups: dict[str, list[int]] = {}
+    for index, rec in enumerate(records):
+        groups.setdefault(group_key(rec.instruction), []).append(index)
+
+    def order(item: tuple[str, list[int]]) -> tuple[str, str]:
+        digest = hashlib.sha256(f"{seed}\0{item[0]}".encode()).hexdigest()
+        return _stratum(records, item[1]), digest
+
+    names = [""] * len(records)
+    counts = [0.0] * len(SPLITS)
+    assigned = 0
+    for _, indices in sorted(groups.items(), key=order):
+        total = assigned + len(indices)
+        deficits = [ratios[j] * total - counts[j] for j in range(len(SPLITS))]
+        best = max(range(len(SPLITS)), key=lambda j: (deficits[j], -j))
+        counts[best] += len(indices)
+        assigned = total
+        for index in indices:
+            names[index] = SPLITS[best]
+    return names
+
+
+# ---------------------------------------------------------------- writing
+
+def _dataset_name(out_dir: Path, name: str | None) -> str:
+    raw = name or out_dir.resolve().name or "sftdata"
+    cleaned = re.sub(r"[^0-9A-Za-z_.-]+", "_", raw).strip("_")
+    return cleaned or "sftdata"
+
+
+def dataset_info_entry(fmt: str, file_name: str, with_system: bool) -> dict[str, Any]:
+    """LLaMA-Factory's dataset_info.json entry. Its parser sets every column or tag an entry leaves
+    out of ``columns`` / ``tags`` to None, so each entry names all the ones its format uses."""
+    entry: dict[str, Any] = {"file_name": file_name}
+    if fmt == "alpaca":
+        entry["formatting"] = "alpaca"
+        entry["columns"] = {"prompt": "instruction", "query": "input", "response": "output"}
+    elif fmt == "prompt-completion":  # alpaca with no query column: prompt -> prompt, response -> completion
+        entry["formatting"] = "alpaca"
+        entry["columns"] = {"prompt": "prompt", "response": "completion"}
+    elif fmt == "sharegpt":
+        entry["formatting"] = "sharegpt"
+        entry["columns"] = {"messages": "conversations"}
+        entry["tags"] = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
+                         "assistant_tag": "gpt", "system_tag": "system"}
+    else:  # messages: the system prompt is the first message, found through system_tag
+        entry["formatting"] = "sharegpt"
+        entry["columns"] = {"messages": "messages"}
+        entry["tags"] = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
+                         "assistant_tag": "assistant", "system_tag": "system"}
+    if with_system and fmt in ("alpaca", "sharegpt"):
+        entry["columns"]["system"] = "system"
+    return entry
+
+
+def _write_dataset_info(out_dir: Path, name: str, entries: dict[str, Any]) -> None:
+    """Merge into an existing dataset_info.json: other datasets' entries stay, ours are replaced."""
+    path = out_dir / "dataset_info.json"
+    info: dict[str, Any] = {}
+    if path.exists():
+        try:
+            info = json.loads(path.read_text(encoding="utf-8"))
+        except ValueError:
+            raise DataError(path, None, "existing dataset_info.json is not valid JSON; move it away") from None
+        if not isinstance(info, dict):
+            raise DataError(path, None, "existing dataset_info.json is not a JSON object; move it away")
+    prefix = f"{name}_"
+    info = {k: v for k, v in info.items() if not (k.startswith(prefix) and isinstance(v, dict)
+                                                  and v.get("file_name", "").split("/")[0] in FORMATS)}
+    info.update(entries)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
+    os.replace(tmp, path)
+
+
+def _write_splits(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]]) -> dict[str, str]:
+    """``<fmt>/<split>.jsonl`` for each split with rows; a file of an empty split is removed."""
+    files: dict[str, str] = {}
+    for split_name in SPLITS:
+        path = out_dir / fmt / f"{split_name}.jsonl"
+        if split_name in rows_by_split:
+            write_jsonl(path, rows_by_split[split_name])
+            files[split_name] = f"{fmt}/{split_name}.jsonl"
+        else:
+            path.unlink(missing_ok=True)
+    return files
+
+
+def _write_hf(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]]) -> dict[str, str]:
+    """A DatasetDict saved with save_to_disk (hf/<fmt>) and one Parquet file per split."""
+    from datasets import Dataset, DatasetDict  # heavy import, only with --hf
+    from datasets.utils import logging as hf_logging
+
+    disk_dir = out_dir / "hf" / fmt
+    parquet_dir = out_dir / "parquet" / fmt
+    for stale in (disk_dir, parquet_dir):
+        if stale.exists():
+            shutil.rmtree(stale)
+    parquet_dir.mkdir(parents=True)
+    # datasets draws a progress bar per split and file: noise on our stderr for a few seconds' work
+    bars_were_on = hf_logging.is_progress_bar_enabled()
+    hf_logging.disable_progress_bar()
+    try:
+        dataset = DatasetDict({split: Dataset.from_list(rows) for split, rows in rows_by_split.items()})
+        dataset.save_to_disk(str(disk_dir))
+        for split, part in dataset.items():
+            part.to_parquet(str(parquet_dir / f"{split}.parquet"))
+    finally:
+        if bars_were_on:
+            hf_logging.enable_progress_bar()
+    return {"save_to_disk": str(disk_dir), "parquet": str(parquet_dir)}
+
+
+def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: Sequence[str] = ("alpaca",),
+           *, split: Sequence[float] = DEFAULT_SPLIT, seed: int = 0, system: str | None = None,
+           hf: bool = False, license: str | None = None, name: str | None = None,
+           sources: Sequence[str | os.PathLike[str]] = (), card: bool = True) -> dict[str, Any]:
+    """Write ``records`` in each format with train/validation/test splits, dataset_info.json and README.md.
+
+    ``sources`` are the input files: when they sit in a run directory, its config.json, stats.json and
+    rejected.jsonl describe in the card how the data was made. Returns a summary (counts, paths).
+    """
+    formats = parse_formats(formats)
+    ratios = parse_split(split)
+    check_license(license)
+    if not records:
+        raise ConfigError("no records to export")
+    for number, rec in enumerate(records, start=1):
+        problem = export_problem(rec)
+        if problem:
+            raise DataError("records", number, problem)
+    out = Path(out_dir)
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise ConfigError(f"cannot create {out}: {exc.strerror}", "--out") from None
+    name = _dataset_name(out, name)
+
+    split_of = assign_splits(records, ratios, seed)
+    by_split = {s: [r for r, n in zip(records, split_of) if n == s] for s in SPLITS}
+    present = [s for s in SPLITS if by_split[s]]
+    systems = [record_system(r, system) for r in records]
+    system_of = {id(r): s for r, s in zip(records, systems)}
+    with_system = any(systems)
+
+    entries: dict[str, Any] = {}
+    files: dict[str, dict[str, str]] = {}
+    hf_paths: dict[str, dict[str, str]] = {}
+    for fmt in formats:
+        rows_by_split = {s: [to_row(r, fmt, system_of[id(r)], with_system) for r in by_split[s]] for s in present}
+        files[fmt] = _write_splits(out, fmt, rows_by_split)
+        for split_name, rel in files[fmt].items():
+            entries[f"{name}_{fmt.replace('-', '_')}_{split_name}"] = dataset_info_entry(fmt, rel, with_system)
+        if hf:
+            hf_paths[fmt] = _write_hf(out, fmt, rows_by_split)
+        else:  # a DatasetDict left by an earlier export with --hf would no longer match the JSONL
+            for stale in (out / "hf" / fmt, out / "parquet" / fmt):
+                if stale.is_dir():
+                    shutil.rmtree(stale)
+    _write_dataset_info(out, name, entries)
+
+    summary: dict[str, Any] = {
+        "out": str(out), "name": name, "records": len(records), "formats": formats,
+        "splits": {s: len(by_split[s]) for s in SPLITS},
+        "instructions": {s: len({group_key(r.instruction) for r in by_split[s]}) for s in SPLITS},
+        "ratios": dict(zip(SPLITS, ratios)), "seed": seed,
+        "omitted_splits": [s for s in SPLITS if s not in present],
+        "files": files, "dataset_info": str(out / "dataset_info.json"),
+        "columns": {fmt: columns_of(fmt, with_system) for fmt in formats},
+        "system_prompts": sum(1 for s in systems if s),
+    }
+    if with_system and "prompt-completion" in formats:
+        summary["warnings"] = ["prompt-completion has no system field: system prompts are left out of it"]
+    if hf:
+        summary["hf"] = hf_paths
+    if card:
+        summary["card"] = str(write_card(out, records, by_split, summary, license=license,
+                                         sources=sources, system_of=system_of, with_system=with_system))
+    return summary
