@@ -70,10 +70,7 @@ def main(argv: list[str] | None = None) -> None:
             click.echo(redact(traceback.format_exc()), err=True)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
-    except click.exceptions.Abort:
-        click.echo("interrupted", err=True)
-        sys.exit(130)
-    except KeyboardInterrupt:
+    except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("interrupted (state saved; re-run the same command to resume)", err=True)
         sys.exit(130)
     except click.ClickException as exc:

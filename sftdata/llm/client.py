@@ -142,11 +142,9 @@ class LLM:
                 results[i] = Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
         started = time.perf_counter()
         if to_send:
-            fresh = await self.backend.complete([requests[i] for i in to_send])
+            fresh = await self._send([requests[i] for i in to_send], [keys[i] for i in to_send])
             for i, completion in zip(to_send, fresh):
                 results[i] = completion
-                if completion.ok and self.cache is not None:
-                    self.cache.put(keys[i], completion)
         self.stats.seconds += time.perf_counter() - started
         self._reserved_cost = 0.0
         final = [r for r in results if r is not None]
@@ -158,6 +156,27 @@ class LLM:
                 f"the endpoint failed {self._consecutive_failures} requests in a row after "
                 f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
         return final
+
+    async def _send(self, requests: list[Request], keys: list[str]) -> list[Completion]:
+        """Send through the backend, storing each answer in the cache the moment it arrives: a crash
+        in the middle of a long batch never pays again for the answers that came before it. The
+        local backend generates a whole batch at once; its answers are stored when the batch ends."""
+        if self.backend.name != "openai":
+            fresh = await self.backend.complete(requests)
+            for key, completion in zip(keys, fresh):
+                self._store(key, completion)
+            return fresh
+
+        async def one(request: Request, key: str) -> Completion:
+            (completion,) = await self.backend.complete([request])
+            self._store(key, completion)
+            return completion
+
+        return list(await asyncio.gather(*(one(r, k) for r, k in zip(requests, keys))))
+
+    def _store(self, key: str, completion: Completion) -> None:
+        if completion.ok and self.cache is not None:
+            self.cache.put(key, completion)
 
     def _account(self, request: Request, key: str, completion: Completion) -> None:
         stats = self.stats

@@ -53,6 +53,18 @@ def _retry_after(exc: Exception) -> float | None:
         return None
 
 
+def _describe(exc: BaseException) -> str:
+    """The exception's message, with its root cause when the message hides it: the SDK's aiohttp
+    transport reports a refused connection as "Request timed out." (a ConnectTimeout)."""
+    root, seen = exc, 0
+    while root.__cause__ is not None and seen < 10:
+        root, seen = root.__cause__, seen + 1
+    text = str(exc)
+    if root is not exc and str(root) and str(root) not in text:
+        text = f"{text} (cause: {type(root).__name__}: {root})"
+    return text
+
+
 def _is_retryable(exc: Exception) -> bool:
     if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply)):
         return True
@@ -106,7 +118,7 @@ class OpenAIBackend:
             assert last_exc is not None
             return Completion(text="", finish_reason="error", model=self.model, attempts=attempt,
                               latency_s=time.perf_counter() - started, error=type(last_exc).__name__,
-                              error_detail=redact(str(last_exc))[:500])
+                              error_detail=redact(_describe(last_exc))[:500])
 
     async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
         body: dict = {

@@ -29,7 +29,7 @@ def test_ops_expand_groups_commas_and_short_rule_names() -> None:
     (dict(rouge_threshold=0.0), "--rouge-threshold"),
     (dict(temperature=-1.0), "--temperature"),
     (dict(max_tokens=0), "--max-tokens"),
-    (dict(min_words=10, max_words=5), "--min-words"),
+    (dict(min_words=10, max_words=5), "--max-words"),  # the filter names the bound that is below the other
     (dict(no_rule=["lenght"]), "--no-rule"),
     (dict(ops=["rule:keywords"]), "--ops"),
     (dict(ops=["deepen"], keywords=["x"]), "--keyword"),

@@ -1,0 +1,141 @@
+"""Batches under a token budget: packed rows, or length-grouped padded rows.
+
+Packing puts several examples in one row of at most ``max_len`` tokens. Each example keeps its
+own ``position_ids`` (restarting at 0), and no attention mask is passed: transformers (5.x) then
+reads the restarts as packed sequences and keeps attention block-diagonal (a 4D mask for
+sdpa/eager, varlen kernels for flash-attention). Targets are shifted *per example*, so the last
+token of one example never predicts the first token of the next.
+
+Without packing, examples of similar length share a batch (little padding), padded on the right
+with an attention mask built from the lengths.
+
+A batch holds at most ``batch_tokens`` tokens counting padding (rows x longest row): the budget,
+not a row count, bounds memory.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from ..errors import ConfigError
+from .data import IGNORE, TokenizedExample
+
+
+@dataclass
+class Batch:
+    input_ids: torch.Tensor              # (rows, length)
+    targets: torch.Tensor                # next-token targets, already shifted; IGNORE where not trained
+    position_ids: torch.Tensor
+    attention_mask: torch.Tensor | None  # None for packed rows (block-diagonal from position_ids)
+    n_trainable: int                     # targets != IGNORE
+    n_real: int                          # non-pad tokens
+
+    def to(self, device: torch.device | str) -> Batch:
+        move = (lambda t: None if t is None else t.to(device))  # noqa: E731
+        return Batch(move(self.input_ids), move(self.targets), move(self.position_ids),
+                     move(self.attention_mask), self.n_trainable, self.n_real)
+
+
+def check_budget(batch_tokens: int, max_len: int) -> None:
+    if max_len < 8:
+        raise ConfigError(f"must be at least 8, got {max_len}", "--max-len")
+    if batch_tokens < max_len:
+        raise ConfigError(f"{batch_tokens} is less than --max-len {max_len}: a batch must hold "
+                          "at least one full-length example", "--batch-tokens")
+
+
+# ---------------------------------------------------------------- grouping
+
+def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
+    """First-fit decreasing: example indices per row, each row's total length <= capacity."""
+    rows: list[list[int]] = []
+    free: list[int] = []
+    for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
+        size = lengths[index]
+        for row, room in enumerate(free):
+            if size <= room:
+                rows[row].append(index)
+                free[row] -= size
+                break
+        else:
+            rows.append([index])
+            free.append(capacity - size)
+    return rows
+
+
+def budget_batches(rows: list[list[int]], row_len: Sequence[int], batch_tokens: int) -> list[list[list[int]]]:
+    """Group rows (similar lengths next to each other) so rows x longest row <= batch_tokens."""
+    order = sorted(range(len(rows)), key=lambda r: row_len[r])
+    batches: list[list[list[int]]] = []
+    current: list[list[int]] = []
+    longest = 0
+    for r in order:
+        longest_if_added = max(longest, row_len[r])
+        if current and longest_if_added * (len(current) + 1) > batch_tokens:
+            batches.append(current)
+            current, longest_if_added = [], row_len[r]
+        current.append(rows[r])
+        longest = longest_if_added
+    if current:
+        batches.append(current)
+    return batches
+
+
+def plan_batches(examples: Sequence[TokenizedExample], batch_tokens: int, max_len: int,
+                 packing: bool, seed: int) -> list[list[list[int]]]:
+    """One epoch's batches (lists of rows, a row a list of example indices), in a seeded order."""
+    check_budget(batch_tokens, max_len)
+    lengths = [len(e) for e in examples]
+    rng = random.Random(seed)
+    if packing:
+        # shuffle first so equal-length examples are packed with different partners each epoch
+        shuffled = list(range(len(examples)))
+        rng.shuffle(shuffled)
+        rows = [[shuffled[i] for i in row] for row in pack_rows([lengths[i] for i in shuffled], max_len)]
+    else:
+        rows = [[i] for i in range(len(examples))]
+        rng.shuffle(rows)  # random tie-break among equal lengths
+    row_len = [sum(lengths[i] for i in row) for row in rows]
+    batches = budget_batches(rows, row_len, batch_tokens)
+    rng.shuffle(batches)
+    return batches
+
+
+# ---------------------------------------------------------------- tensors
+
+def collate(examples: Sequence[TokenizedExample], rows: list[list[int]], pad_id: int,
+            packed: bool) -> Batch:
+    """Tensors for one batch. Masks come from lengths; the pad id is only filler."""
+    row_ids, row_targets, row_pos = [], [], []
+    for row in rows:
+        ids: list[int] = []
+        targets: list[int] = []
+        positions: list[int] = []
+        for index in row:
+            example = examples[index]
+            ids += example.input_ids
+            targets += example.labels[1:] + [IGNORE]  # shift inside the example
+            positions += range(len(example.input_ids))
+        row_ids.append(ids)
+        row_targets.append(targets)
+        row_pos.append(positions)
+    width = max(len(ids) for ids in row_ids)
+    input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
+    targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
+    position_ids = torch.zeros((len(rows), width), dtype=torch.long)
+    attention_mask = torch.zeros((len(rows), width), dtype=torch.long)
+    for r, (ids, tgt, pos) in enumerate(zip(row_ids, row_targets, row_pos)):
+        n = len(ids)
+        input_ids[r, :n] = torch.tensor(ids)
+        targets[r, :n] = torch.tensor(tgt)
+        # padding is a segment of its own (positions restart at 0): it attends only to itself
+        position_ids[r] = torch.tensor(pos + list(range(width - n)))
+        attention_mask[r, :n] = 1
+    n_trainable = int((targets != IGNORE).sum())
+    n_real = int(attention_mask.sum())
+    return Batch(input_ids=input_ids, targets=targets, position_ids=position_ids,
+                 attention_mask=None if packed else attention_mask, n_trainable=n_trainable, n_real=n_real)

@@ -1,0 +1,213 @@
+"""What the training loop runs on: the base model, the device and precision, DDP, the loss module.
+
+Distributed training needs nothing of its own: under ``torchrun`` / ``accelerate launch`` the
+environment carries ``WORLD_SIZE``/``RANK``/``LOCAL_RANK``, :func:`init_distributed` starts the
+process group (nccl on GPUs, gloo on CPU) and the loss module is wrapped in DDP.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import resource
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ..errors import ConfigError
+from ..records import Record
+from .batching import Batch
+from .data import IGNORE
+
+PRECISIONS = ("auto", "bf16", "fp32")
+
+
+# ---------------------------------------------------------------- base model
+
+def load_base(base_model: str | None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, str]:
+    """(model, tokenizer, resolved directory). None means the embedded SmolLM2-135M-Instruct."""
+    if base_model is not None:
+        path = Path(base_model)
+        if not (path / "config.json").is_file():
+            raise ConfigError(f"{base_model} is not a Hugging Face model directory (no config.json)",
+                              "--base-model")
+    try:
+        from ..llm.embedded import embedded_model_dir, load_model_and_tokenizer
+    except ImportError:  # the embedded loader is optional for a plain local directory
+        if base_model is None:
+            raise ConfigError("the embedded model loader is not available; pass a local model "
+                              "directory", "--base-model") from None
+        return (*_load_local(base_model, dtype), str(Path(base_model).resolve()))
+    model, tokenizer = load_model_and_tokenizer(base_model, dtype=dtype)
+    resolved = Path(base_model) if base_model is not None else embedded_model_dir()
+    return model, tokenizer, str(resolved.resolve())
+
+
+def _load_local(path: str, dtype: torch.dtype) -> tuple[Any, Any]:
+    from transformers import AutoModelForCausalLM, AutoTokenizer
+
+    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
+    return model, AutoTokenizer.from_pretrained(path)
+
+
+# ---------------------------------------------------------------- device, precision, memory
+
+def pick_device(local_rank: int) -> torch.device:
+    if torch.cuda.is_available():
+        return torch.device("cuda", local_rank)
+    return torch.device("cpu")
+
+
+def use_bf16(precision: str, device: torch.device) -> bool:
+    """bf16 (frozen base weights in bf16, adapter weights in fp32, autocast) where the hardware
+    computes it natively: a GPU that supports it, a CPU with AVX512-BF16 or AMX. Elsewhere bf16
+    matmuls are emulated and slower than fp32."""
+    if precision not in PRECISIONS:
+        raise ConfigError(f"choose one of {', '.join(PRECISIONS)}", "--precision")
+    if precision == "fp32":
+        return False
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else _cpu_has_native_bf16()
+    if precision == "bf16" and device.type == "cuda" and not native:
+        raise ConfigError("this GPU does not support bf16", "--precision")
+    return native or precision == "bf16"
+
+
+def _cpu_has_native_bf16() -> bool:
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
+    except OSError:
+        pass
+    return False
+
+
+def peak_memory_mb(device: torch.device) -> dict[str, float]:
+    """Peak resident memory of this process, and the CUDA allocator's peak on a GPU."""
+    peak = {"rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}  # Linux: KiB
+    if device.type == "cuda":
+        peak["cuda_mb"] = torch.cuda.max_memory_allocated(device) / 2**20
+    return peak
+
+
+# ---------------------------------------------------------------- distributed
+
+@dataclass
+class Dist:
+    rank: int = 0
+    world: int = 1
+    local_rank: int = 0
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))  # for all-reduce
+
+    @property
+    def main(self) -> bool:
+        return self.rank == 0
+
+    def sum(self, *values: float) -> list[float]:
+        """Sum scalars over all processes (one all-reduce)."""
+        if self.world == 1:
+            return list(values)
+        tensor = torch.tensor(values, dtype=torch.float64, device=self.device)
+        torch.distributed.all_reduce(tensor)
+        return tensor.tolist()
+
+    def barrier(self) -> None:
+        if self.world > 1:
+            torch.distributed.barrier()
+
+
+def init_distributed() -> Dist:
+    """Start the process group when launched by torchrun / accelerate (WORLD_SIZE > 1)."""
+    world = int(os.environ.get("WORLD_SIZE", "1"))
+    if world <= 1:
+        return Dist()
+    rank, local_rank = int(os.environ["RANK"]), int(os.environ.get("LOCAL_RANK", "0"))
+    cuda = torch.cuda.is_available()
+    if not torch.distributed.is_initialized():
+        if cuda:
+            torch.cuda.set_device(local_rank)
+        torch.distributed.init_process_group("nccl" if cuda else "gloo")
+    return Dist(rank=rank, world=world, local_rank=local_rank,
+                device=torch.device("cuda", local_rank) if cuda else torch.device("cpu"))
+
+
+def close_distributed(dist: Dist) -> None:
+    if dist.world > 1 and torch.distributed.is_initialized():
+        torch.distributed.destroy_process_group()
+
+
+# ---------------------------------------------------------------- the loss
+
+class TokenLoss(nn.Module):
+    """Summed next-token cross-entropy over the trained positions of a batch.
+
+    For LoRA / IA3 the decoder runs on the whole batch but the LM head (a 49k-wide matmul on
+    SmolLM2, and the largest activation in the model) only on trained positions. Prompt-learning
+    methods go through peft's forward, which adds their virtual tokens. Returns the *sum*: the
+    caller divides by the trainable tokens of the whole accumulation window.
+    """
+
+    def __init__(self, model: Any, prompt_learning: bool | None = None) -> None:
+        super().__init__()
+        self.model = model
+        self.prompt_learning = is_prompt_learning(model) if prompt_learning is None else prompt_learning
+
+    def forward(self, input_ids: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor,
+                attention_mask: torch.Tensor | None) -> torch.Tensor:
+        trained = targets != IGNORE
+        if self.prompt_learning:
+            mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
+            logits = self.model(input_ids=input_ids, attention_mask=mask).logits
+            logits = logits[:, -input_ids.shape[1]:][trained]  # drop prompt tuning's virtual positions
+        else:
+            # a peft model's base holds the injected LoRA / IA3 layers; a plain model is its own base
+            base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
+            hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids,
+                                        attention_mask=attention_mask, use_cache=False).last_hidden_state
+            logits = base.get_output_embeddings()(hidden[trained])
+        return F.cross_entropy(logits.float(), targets[trained], reduction="sum")
+
+
+def is_prompt_learning(model: Any) -> bool:
+    """Whether ``model`` is a peft model with a prefix / prompt tuning adapter active."""
+    config = getattr(model, "active_peft_config", None)
+    return bool(config is not None and config.is_prompt_learning)
+
+
+def batch_loss(module: nn.Module, batch: Batch) -> torch.Tensor:
+    """Call ``module`` (a TokenLoss, or DDP around one: its forward must be the call) on a batch."""
+    return module(batch.input_ids, batch.targets, batch.position_ids, batch.attention_mask)
+
+
+def heldout_loss(model: Any, tokenizer: Any, records: Sequence[Record], max_len: int = 1024,
+                 batch_tokens: int = 4096) -> dict[str, Any]:
+    """Mean next-token loss over the reply tokens of ``records``, masked and truncated exactly as
+    in fine-tuning; works for a plain model and for any peft adapter on it.
+
+    Returns ``{"loss", "perplexity", "tokens", "examples", "dropped"}`` (loss None without tokens).
+    """
+    from .batching import collate, plan_batches
+    from .data import tokenize_records
+
+    report = tokenize_records(tokenizer, records, max_len)
+    loss_module = TokenLoss(model)
+    packed = not loss_module.prompt_learning  # virtual tokens go in front of each row
+    device = next(model.parameters()).device
+    was_training = model.training
+    model.eval()
+    loss_sum, tokens = 0.0, 0
+    with torch.no_grad():
+        for rows in plan_batches(report.examples, max(batch_tokens, max_len), max_len, packed, seed=0):
+            batch = collate(report.examples, rows, tokenizer.pad_token_id, packed).to(device)
+            loss_sum += float(batch_loss(loss_module, batch))
+            tokens += batch.n_trainable
+    model.train(was_training)
+    loss = loss_sum / tokens if tokens else None
+    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)) if loss is not None else None,
+            "tokens": tokens, "examples": len(report.examples), "dropped": report.dropped}

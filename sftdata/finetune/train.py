@@ -1,0 +1,336 @@
+"""The fine-tune stage: :func:`finetune` reads records, trains a PEFT adapter, writes it out.
+
+The loop reads top to bottom (nanoGPT is the model): for each optimizer step take ``grad_accum``
+batches, divide each batch's summed token loss by the trainable tokens of the whole window
+(over every process), backward, clip, set the warmup + cosine learning rate, step. Evaluate on
+the held-out split every ``eval_every`` steps.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import random
+import sys
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from tqdm import tqdm
+
+from ..errors import ConfigError, DataError, Interrupted
+from ..records import Record
+from . import outputs
+from .batching import Batch, check_budget, collate, plan_batches
+from .data import (
+    TokenizedExample,
+    TokenizeReport,
+    check_replies,
+    load_rows,
+    prepare_tokenizer,
+    tokenize_records,
+)
+from .methods import DEFAULT_LR, PROMPT_LEARNING, MethodOptions, apply_method, count_parameters
+from .runtime import (
+    Dist,
+    TokenLoss,
+    batch_loss,
+    close_distributed,
+    init_distributed,
+    load_base,
+    peak_memory_mb,
+    pick_device,
+    use_bf16,
+)
+
+
+@dataclass
+class FinetuneConfig:
+    data: list[str]
+    out: str
+    base_model: str | None = None        # None: the embedded SmolLM2-135M-Instruct
+    method: str = "lora"
+    epochs: int = 3
+    lr: float | None = None              # None: the method's default (methods.DEFAULT_LR)
+    batch_tokens: int = 4096             # tokens per batch, padding included
+    grad_accum: int = 1
+    max_len: int = 1024
+    lora_r: int = 16
+    lora_alpha: int = 32
+    lora_dropout: float = 0.0
+    target_modules: str = "all-linear"
+    virtual_tokens: int = 20
+    packing: bool | None = None          # None: on, except for prefix/prompt tuning
+    eval_split: float = 0.05
+    eval_data: list[str] = field(default_factory=list)  # a held-out file instead of a split
+    eval_every: int = 0                  # 0: about ten evaluations per run
+    max_steps: int | None = None
+    warmup_ratio: float = 0.05
+    min_lr_ratio: float = 0.1            # cosine decays to lr * min_lr_ratio
+    weight_decay: float = 0.0
+    max_grad_norm: float = 1.0
+    precision: str = "auto"              # auto | bf16 | fp32 (auto: bf16 where computed natively)
+    gradient_checkpointing: bool = False
+    seed: int = 0
+    progress: bool = True
+
+    def method_options(self) -> MethodOptions:
+        return MethodOptions(method=self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+                             lora_dropout=self.lora_dropout, target_modules=self.target_modules,
+                             virtual_tokens=self.virtual_tokens)
+
+    def resolve(self) -> FinetuneConfig:
+        """Validate, and fill in the defaults that depend on the method."""
+        self.method_options().validate()
+        if not self.data:
+            raise ConfigError("no data files given", "DATA")
+        if self.packing is None:
+            self.packing = self.method not in PROMPT_LEARNING
+        elif self.packing and self.method in PROMPT_LEARNING:
+            raise ConfigError(f"{self.method} tuning puts virtual tokens before each row, so a row "
+                              "holds one example; use --no-packing", "--packing")
+        if self.lr is None:
+            self.lr = DEFAULT_LR[self.method]
+        checks = [(self.epochs >= 1, "--epochs", "must be >= 1"), (self.lr > 0, "--lr", "must be > 0"),
+                  (self.grad_accum >= 1, "--grad-accum", "must be >= 1"),
+                  (0 <= self.eval_split < 1, "--eval-split", "must be in [0, 1)"),
+                  (self.eval_every >= 0, "--eval-every", "must be >= 0"),
+                  (self.max_steps is None or self.max_steps >= 1, "--max-steps", "must be >= 1"),
+                  (0 <= self.warmup_ratio < 1, "--warmup-ratio", "must be in [0, 1)"),
+                  (self.max_grad_norm > 0, "--max-grad-norm", "must be > 0")]
+        for ok, option, message in checks:
+            if not ok:
+                raise ConfigError(message, option)
+        check_budget(self.batch_tokens, self.max_len)
+        return self
+
+
+# ---------------------------------------------------------------- schedule and data order
+
+def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
+    """Linear warmup to ``peak``, then cosine decay to ``floor`` at the last step."""
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - 1 - warmup)
+    return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (peak - floor)
+
+
+def rank_batches(examples: Sequence[TokenizedExample], config: FinetuneConfig, epoch: int,
+                 dist: Dist) -> list[list[list[int]]]:
+    """This process's share of one epoch. Every rank gets the same count (the plan wraps around,
+    as DistributedSampler does), so DDP never waits on a rank that ran out."""
+    plan = plan_batches(examples, config.batch_tokens, config.max_len, bool(config.packing),
+                        seed=config.seed + epoch)
+    padded = math.ceil(len(plan) / dist.world) * dist.world
+    plan = list(itertools.islice(itertools.cycle(plan), padded))
+    return plan[dist.rank::dist.world]
+
+
+def batch_stream(examples: Sequence[TokenizedExample], config: FinetuneConfig, dist: Dist,
+                 pad_id: int) -> Iterator[tuple[int, Batch]]:
+    """(epoch, batch) forever; the caller stops after the planned number of steps."""
+    epoch = 0
+    while True:
+        for rows in rank_batches(examples, config, epoch, dist):
+            yield epoch, collate(examples, rows, pad_id, bool(config.packing))
+        epoch += 1
+
+
+def split_eval(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
+    """Hold out about ``fraction`` of the records, grouped by id (duplicates stay together)."""
+    ids = sorted({r.id for r in records})
+    if fraction <= 0 or len(ids) < 2:
+        return records, []
+    random.Random(seed).shuffle(ids)
+    held = set(ids[:min(len(ids) - 1, max(1, round(len(ids) * fraction)))])
+    return [r for r in records if r.id not in held], [r for r in records if r.id in held]
+
+
+# ---------------------------------------------------------------- the stage
+
+def finetune(config: FinetuneConfig) -> dict[str, Any]:
+    """Train an adapter on ``config.data`` and write it to ``config.out``; returns the summary."""
+    return train_adapter(config)[0]
+
+
+def train_adapter(config: FinetuneConfig) -> tuple[dict[str, Any], Any, Any]:
+    """:func:`finetune`, also returning the trained peft model and the tokenizer."""
+    config.resolve()
+    dist = init_distributed()
+    try:
+        return _finetune(config, dist)
+    finally:
+        close_distributed(dist)
+
+
+def backward_window(loss_module: torch.nn.Module, window: Sequence[Batch], device: torch.device,
+                    dist: Dist, autocast: Any) -> tuple[float, float]:
+    """Backward over one accumulation window; returns (summed token loss, trainable tokens), global.
+
+    Each batch's summed loss is divided by the trainable tokens of the whole window on every
+    process, so every token weighs the same whatever batch it fell in: the gradient is that of
+    the mean token loss over the window (DDP averages over processes, hence the * world).
+    """
+    (window_tokens,) = dist.sum(sum(b.n_trainable for b in window))
+    loss_sum = 0.0
+    for i, batch in enumerate(window):
+        sync = i == len(window) - 1 or dist.world == 1  # DDP: all-reduce gradients once per window
+        with (contextlib.nullcontext() if sync else loss_module.no_sync()), autocast:
+            loss = batch_loss(loss_module, batch.to(device))
+        (loss * dist.world / window_tokens).backward()
+        loss_sum += float(loss.detach())
+    (loss_sum,) = dist.sum(loss_sum)
+    return loss_sum, window_tokens
+
+
+@dataclass
+class Run:
+    """What the summary reports about one run, gathered as the stage goes."""
+
+    config: FinetuneConfig
+    dist: Dist
+    started: float
+    base_dir: str = ""
+    tokenizer_changes: dict[str, Any] = field(default_factory=dict)
+    train: TokenizeReport | None = None
+    held: TokenizeReport | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+    bf16: bool = False
+    trainable: int = 0
+    total_params: int = 0
+    curves: outputs.Curves = field(default_factory=outputs.Curves)
+    train_seconds: float = 0.0
+
+    def summary(self) -> dict[str, Any]:
+        config, curves, train, held = self.config, self.curves, self.train, self.held
+        assert train is not None and held is not None
+        seconds = self.train_seconds
+        return {
+            "out": config.out, "method": config.method, "base_model": self.base_dir,
+            "examples": len(train.examples), "eval_examples": len(held.examples),
+            "truncated": train.truncated + held.truncated, "dropped": train.dropped + held.dropped,
+            "steps": len(curves.train), "epochs": config.epochs, "packing": config.packing,
+            "trainable_params": self.trainable, "total_params": self.total_params,
+            "train_loss": curves.train[-1]["loss"] if curves.train else None,
+            "eval_loss": curves.last_eval("loss"), "eval_perplexity": curves.last_eval("perplexity"),
+            "trained_tokens": curves.trained_tokens, "real_tokens": curves.real_tokens,
+            "train_seconds": round(seconds, 3),
+            "tokens_per_s": round(curves.real_tokens / seconds, 2) if seconds else None,
+            "trained_tokens_per_s": round(curves.trained_tokens / seconds, 2) if seconds else None,
+            "peak_memory_mb": peak_memory_mb(self.device), "bf16": self.bf16, "world_size": self.dist.world,
+            "tokenizer_changes": self.tokenizer_changes, "warnings": curves.warnings,
+            "seconds": round(time.perf_counter() - self.started, 3),
+        }
+
+
+def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, Any]:
+    run = Run(config=config, dist=dist, started=time.perf_counter())
+    records = load_rows(config.data)  # read everything first: a bad line fails before any work
+    if config.eval_data:
+        train_records, eval_records = records, load_rows(config.eval_data)
+    else:
+        train_records, eval_records = split_eval(records, config.eval_split, config.seed)
+    check_replies(train_records + eval_records)
+
+    device = run.device = pick_device(dist.local_rank)
+    run.bf16 = use_bf16(config.precision, device)
+    torch.manual_seed(config.seed)
+    # the frozen base can live in bf16; peft keeps the trained adapter weights in fp32
+    model, tokenizer, run.base_dir = load_base(config.base_model,
+                                               torch.bfloat16 if run.bf16 else torch.float32)
+    run.tokenizer_changes = prepare_tokenizer(tokenizer)
+    context = getattr(model.config, "max_position_embeddings", None)
+    if context and config.max_len > context:
+        raise ConfigError(f"{config.max_len} is beyond the model's context of {context} tokens", "--max-len")
+    train = run.train = tokenize_records(tokenizer, train_records, config.max_len)
+    held = run.held = tokenize_records(tokenizer, eval_records, config.max_len)
+    if not train.examples:
+        raise DataError(config.data[0], None, f"no example fits --max-len {config.max_len} "
+                        f"({train.dropped} dropped as too long)")
+
+    model = apply_method(model, config.method_options()).to(device)
+    if config.gradient_checkpointing:
+        model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+    run.trainable, run.total_params = count_parameters(model)
+    loss_module: torch.nn.Module = TokenLoss(model, config.method in PROMPT_LEARNING)
+    if dist.world > 1:
+        loss_module = torch.nn.parallel.DistributedDataParallel(
+            loss_module, device_ids=[device.index] if device.type == "cuda" else None)
+
+    batches_per_epoch = len(rank_batches(train.examples, config, 0, dist))
+    total_steps = config.epochs * math.ceil(batches_per_epoch / config.grad_accum)
+    if config.max_steps is not None:
+        total_steps = min(total_steps, config.max_steps)
+    warmup = round(config.warmup_ratio * total_steps)
+    eval_every = config.eval_every or max(1, total_steps // 10)
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type == "cuda")
+    autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.bf16)
+    held_batches = [collate(held.examples, rows, tokenizer.pad_token_id, bool(config.packing))
+                    for rows in plan_batches(held.examples, config.batch_tokens, config.max_len,
+                                             bool(config.packing), seed=0)[dist.rank::dist.world]]
+
+    def evaluate() -> float | None:
+        if not held.examples:
+            return None
+        model.eval()
+        loss_sum, tokens = 0.0, 0
+        with torch.no_grad(), autocast:
+            for batch in held_batches:  # the bare module: no DDP bookkeeping for a no-grad pass
+                loss_sum += float(batch_loss(_unwrap(loss_module), batch.to(device)))
+                tokens += batch.n_trainable
+        model.train()
+        loss_sum, tokens = dist.sum(loss_sum, tokens)
+        return loss_sum / tokens
+
+    curves = run.curves
+    curves.add_eval(0, evaluate())
+    stream = batch_stream(train.examples, config, dist, tokenizer.pad_token_id)
+    bar = tqdm(total=total_steps, file=sys.stderr, unit="step", dynamic_ncols=True,
+               disable=not (config.progress and dist.main), desc=f"finetune {config.method}")
+    model.train()
+    step = 0
+    train_started = time.perf_counter()
+    try:
+        for step in range(total_steps):
+            epoch_of = [next(stream) for _ in range(config.grad_accum)]
+            window = [batch for _, batch in epoch_of]
+            loss_sum, window_tokens = backward_window(loss_module, window, device, dist, autocast)
+            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
+            lr = lr_at(step, total_steps, warmup, config.lr, config.lr * config.min_lr_ratio)
+            for group in optimizer.param_groups:
+                group["lr"] = lr
+            optimizer.step()
+            optimizer.zero_grad(set_to_none=True)
+
+            train_loss = loss_sum / window_tokens
+            (window_real,) = dist.sum(sum(b.n_real for b in window))
+            run.train_seconds = time.perf_counter() - train_started
+            curves.add_train(step + 1, train_loss, lr, float(grad_norm), window_tokens, window_real,
+                             epoch=epoch_of[-1][0], seconds=run.train_seconds)
+            if (step + 1) % eval_every == 0 or step + 1 == total_steps:
+                warning = curves.add_eval(step + 1, evaluate())
+                if warning and dist.main:
+                    tqdm.write(f"warning: {warning}", file=sys.stderr)
+            bar.set_postfix(loss=f"{train_loss:.3f}",
+                            tok_s=f"{curves.real_tokens / max(run.train_seconds, 1e-9):.0f}", refresh=False)
+            bar.update(1)
+    except KeyboardInterrupt:
+        bar.close()
+        if dist.main:
+            outputs.save_all(run, model, tokenizer, interrupted=True)
+        raise Interrupted(f"interrupted at step {step}; the adapter so far is saved in {config.out}") from None
+    bar.close()
+    summary = run.summary()
+    if dist.main:
+        outputs.save_all(run, model, tokenizer)
+    dist.barrier()
+    return summary, model, tokenizer
+
+
+def _unwrap(module: torch.nn.Module) -> torch.nn.Module:
+    return module.module if isinstance(module, torch.nn.parallel.DistributedDataParallel) else module

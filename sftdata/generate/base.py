@@ -1,0 +1,275 @@
+"""What both generate stages share: journals, the in-loop filters, instance cleanup, counts, summary.
+
+Files (DESIGN.md run directory): ``accepted.jsonl`` (one Record per instance), ``rejected.jsonl``
+(every rejected instruction or instance with its reason; ``detail.level`` says which: "reply"
+for a reply nothing could be parsed from, "instruction", or "instance"),
+``instructions.jsonl`` (the instruction pool: instructions that passed the filters, each with its
+classification, ROUGE-L neighbour and instance count). Everything here is rebuilt from those
+journals and the checkpoint state, so a resumed run continues exactly where the last round ended.
+"""
+
+from __future__ import annotations
+
+import json
+import random
+from collections import Counter
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from ..filters.rouge import RougeIndex
+from ..filters.rules import check_instance, check_instruction
+from ..llm.base import Completion, Request
+from ..llm.client import LLM
+from ..records import Record, records_from_obj, rejected
+from ..rundir import Journal, RunDir
+from ..stats import table1, text_length
+from .config import GenerateConfig, SeedTask
+from .parse import Instance, Unparsed
+
+STAGE = "generate"
+FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
+
+
+def rows(path: Path) -> Iterator[dict]:
+    if not path.exists():
+        return
+    with open(path, encoding="utf-8") as fh:
+        for line in fh:
+            if line.strip():
+                yield json.loads(line)
+
+
+class GenerateStage:
+    """Base of the Self-Instruct and Alpaca stages (the runner's ``Stage`` protocol)."""
+
+    source = "self-instruct"
+
+    def __init__(self, config: GenerateConfig, seeds: list[SeedTask], lang: str) -> None:
+        self.config = config
+        self.seeds = seeds
+        self.lang = lang
+        self.filter_config = config.filter_config(lang)
+        self.model = ""
+        self.records: list[Record] = []
+        self.ids: set[str] = set()
+        self.pool: list[str] = []  # instructions.jsonl, in order
+        self.tasks_done = 0  # pool entries with at least one accepted instance
+        self.rejects: Counter[tuple[str, str]] = Counter()  # (level, reason)
+        self.counts: Counter[str] = Counter()  # replies, failures... (saved in the state)
+        self.stall = 0
+        self.index = RougeIndex(tokenizer=config.rouge_tokenizer, threshold=config.rouge_threshold)
+
+    # ------------------------------------------------------------ runner protocol
+    def restore(self, rundir: RunDir, state: dict[str, Any] | None) -> None:
+        self.accepted_j: Journal = rundir.journal("accepted.jsonl")
+        self.rejected_j: Journal = rundir.journal("rejected.jsonl")
+        self.pool_j: Journal = rundir.journal("instructions.jsonl")
+        for row in rows(self.accepted_j.path):
+            record = records_from_obj(row)[0]
+            self.records.append(record)
+            self.ids.add(record.id)
+        for row in rows(self.pool_j.path):
+            self.pool.append(row["instruction"])
+            self.tasks_done += row.get("instances", 0) > 0
+        for row in rows(self.rejected_j.path):
+            self.rejects[(row["detail"].get("level", "instruction"), row["reason"])] += 1
+        state = state or {}
+        self.counts = Counter(state.get("counts", {}))
+        self.stall = state.get("stall", 0)
+        self.restore_state(state)
+        kept = [s.instruction for s in self.seeds] + self.pool + self.pending_instructions()
+        self.index.add_many(kept)
+        self.known = set(kept)
+
+    def keep_instruction(self, text: str) -> None:
+        """An accepted instruction joins the pool at once: later ones are compared against it."""
+        self.index.add(text)
+        self.known.add(text)
+
+    def restore_state(self, state: dict[str, Any]) -> None:
+        """Subclasses read their own part of the checkpoint state here."""
+
+    def pending_instructions(self) -> list[str]:
+        return []
+
+    def state(self) -> dict[str, Any]:
+        return {"counts": dict(sorted(self.counts.items())), "stall": self.stall}
+
+    def done(self) -> bool:
+        return self.tasks_done >= self.config.num_instructions or self.stalled
+
+    @property
+    def stalled(self) -> bool:
+        return self.stall >= self.config.stall_rounds
+
+    def progress(self) -> tuple[int, int, str]:
+        return self.tasks_done, self.config.num_instructions, \
+            f"rec={len(self.records)} acc={self._rate('instruction'):.0%}"
+
+    # ------------------------------------------------------------ requests
+    async def complete(self, llm: LLM, requests: list[Request]) -> list[tuple[Request, Completion, str]]:
+        """Complete ``requests``; (request, completion, cache key) in request order."""
+        self.model = llm.model_name
+        if not requests:
+            return []
+        completions = await llm.complete(requests)
+        return [(r, c, r.cache_key(llm.backend.name, llm.backend.model)[:16]) for r, c in zip(requests, completions)]
+
+    def sample_prompt_tasks(self, rng: random.Random, machine: int) -> list[str]:
+        """The original's mix: up to ``machine`` pool instructions, seed instructions for the rest, shuffled."""
+        total = self.config.prompt_seed_tasks + self.config.machine_tasks_in_prompt
+        picked = rng.sample(self.pool, min(machine, len(self.pool))) if machine else []
+        seeds = [s.instruction for s in self.seeds]
+        picked += rng.sample(seeds, min(total - len(picked), len(seeds)))
+        rng.shuffle(picked)
+        return picked
+
+    # ------------------------------------------------------------ filters
+    def check_instruction(self, text: str) -> tuple[str, dict[str, Any]] | dict[str, Any]:
+        """The filter stage's rules, then ROUGE-L against seeds and pool: a (reason, detail) rejection,
+        or the ROUGE-L neighbour (``rouge_max``, ``most_similar``) of an accepted instruction."""
+        found = check_instruction(text, self.filter_config)
+        if found is not None:
+            return found[0], dict(found[1] or {})
+        if text in self.known:  # an exact copy of a seed or a kept instruction, even with rouge off
+            return "duplicate", {"rouge_max": 1.0, "most_similar": text}
+        if "rouge" in self.filter_config.disabled:
+            return {"rouge_max": None, "most_similar": None}
+        match = self.index.check(text)
+        neighbour = {"rouge_max": round(match.score, 4), "most_similar": match.most_similar}
+        if not match.novel:
+            return "rouge", neighbour
+        return neighbour
+
+    def clean_instances(self, instruction: str, entries: list, truncated: bool, limit: int,
+                        is_classification: bool | None, meta: dict[str, Any], prompt: str = "") -> list[Record]:
+        """Step 4 for one task: reject bad instances (with reasons), return the ones to keep.
+
+        Drops a cut-off last instance, instances the filter stage's instance rules reject (empty
+        output, output equal to input, output ending in ":"), instances copied from the prompt's own
+        demonstrations, the whole task when one non-empty input got different outputs (as the
+        original: a task without input may have many answers), exact duplicates, and instances
+        beyond ``limit``.
+        """
+        candidates: list[Record] = []
+        demos = prompt.replace(instruction, "")  # where a weak model finds text to copy
+        for position, entry in enumerate(entries):
+            cut = truncated and position == len(entries) - 1
+            if isinstance(entry, Unparsed):
+                self.reject(Record(instruction, lang=self.lang, is_classification=is_classification,
+                                   source=self.source, meta=meta),
+                            "truncated" if cut else "parse_error", "instance", raw=entry.raw, why=entry.why)
+                continue
+            record = self.instance_record(instruction, entry, is_classification, meta)
+            reason = ("truncated", {}) if cut else self.instance_problem(record) or _copied(record, demos)
+            if reason:
+                self.reject(record, reason[0], "instance", **reason[1])
+            else:
+                candidates.append(record)
+        outputs: dict[str, set[str]] = {}
+        for record in candidates:
+            if record.input.strip():
+                outputs.setdefault(_norm(record.input), set()).add(_norm(record.output))
+        clash = sorted(k for k, v in outputs.items() if len(v) > 1)
+        kept: list[Record] = []
+        for record in candidates:
+            if clash:
+                self.reject(record, "inconsistent_outputs", "instance", input=clash[0])
+            elif record.id in self.ids or any(r.id == record.id for r in kept):
+                self.reject(record, "duplicate", "instance")
+            elif len(kept) >= limit:
+                self.reject(record, "surplus", "instance", limit=limit)
+            else:
+                kept.append(record)
+        return kept
+
+    def instance_record(self, instruction: str, entry: Instance, is_classification: bool | None,
+                        meta: dict[str, Any]) -> Record:
+        return Record(instruction=instruction, input=entry.input, output=entry.output, lang=self.lang,
+                      is_classification=is_classification, source=self.source, meta=dict(meta))
+
+    def instance_problem(self, record: Record) -> tuple[str, dict[str, Any]] | None:
+        """The filter stage's instance rules: empty_output, output_equals_input, ends_with_colon."""
+        found = check_instance(record, self.filter_config)
+        return (found[0], dict(found[1] or {})) if found is not None else None
+
+    # ------------------------------------------------------------ journals
+    def accept(self, record: Record) -> None:
+        self.accepted_j.append(record)
+        self.records.append(record)
+        self.ids.add(record.id)
+
+    def reject(self, record: Record, reason: str, level: str, **detail: Any) -> None:
+        self.rejected_j.append(rejected(record, STAGE, reason, {"level": level, **detail}))
+        self.rejects[(level, reason)] += 1
+
+    def add_to_pool(self, row: dict[str, Any]) -> None:
+        self.pool_j.append(row)
+        self.pool.append(row["instruction"])
+        self.tasks_done += row["instances"] > 0
+
+    def count_reply(self, kind: str, completion: Completion, parsed_items: int | None) -> None:
+        self.counts[f"{kind}_replies"] += 1
+        if not completion.ok:
+            self.counts[f"{kind}_failed"] += 1
+        elif not completion.text.strip():
+            self.counts[f"{kind}_empty"] += 1
+            self.counts[f"{kind}_unparsable"] += 1
+        elif parsed_items == 0:
+            self.counts[f"{kind}_unparsable"] += 1
+        if completion.truncated:
+            self.counts[f"{kind}_truncated"] += 1
+
+    def end_round(self, progressed: bool, denied: bool) -> None:
+        """Stall bookkeeping: a round cut short by the budget says nothing about the model."""
+        if not denied:
+            self.stall = 0 if progressed else self.stall + 1
+
+    # ------------------------------------------------------------ summary
+    def _level(self, level: str) -> Counter[str]:
+        return Counter({reason: n for (lvl, reason), n in self.rejects.items() if lvl == level})
+
+    def accepted_instructions(self) -> int:
+        return len(self.pool) + len(self.pending_instructions())
+
+    def _rate(self, level: str) -> float:
+        accepted = self.accepted_instructions() if level == "instruction" else len(self.records)
+        total = accepted + sum(self._level(level).values())
+        return accepted / total if total else 0.0
+
+    def summary(self) -> dict[str, Any]:
+        instr, inst = self._level("instruction"), self._level("instance")
+        return {
+            "mode": self.config.mode, "lang": self.lang, "model": self.model,
+            "target_instructions": self.config.num_instructions,
+            "instructions": self.tasks_done, "pool": len(self.pool), "records": len(self.records),
+            "stalled": self.stalled,
+            "table1": table1(self.records),
+            "instruction_filter": {
+                "parsed": self.accepted_instructions() + sum(instr.values()),
+                "accepted": self.accepted_instructions(), "acceptance": round(self._rate("instruction"), 4),
+                **{f"rejected_{k}": v for k, v in sorted(instr.items())}},
+            "instance_filter": {
+                "parsed": len(self.records) + sum(inst.values()), "accepted": len(self.records),
+                "acceptance": round(self._rate("instance"), 4),
+                **{f"rejected_{k}": v for k, v in sorted(inst.items())}},
+            "unparsable_replies": sum(n for k, n in self.counts.items() if k.endswith("_unparsable")),
+            "replies": dict(sorted(self.counts.items())),
+        }
+
+
+def _norm(text: str) -> str:
+    return " ".join(text.split()).casefold()
+
+
+def _copied(record: Record, demos: str) -> tuple[str, dict[str, Any]] | None:
+    """An input or output lifted word for word from the prompt's demonstrations (short labels such
+    as "Positive" excepted: a real task may share them)."""
+    if not demos:
+        return None
+    for name in ("input", "output"):
+        text = getattr(record, name).strip()
+        if text_length(text) >= 4 and text in demos:
+            return "copied_example", {"field": name}
+    return None

@@ -1,0 +1,163 @@
+"""The generate stage's settings, the seed tasks it starts from, and the sampling each request uses."""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ..errors import ConfigError, DataError
+from ..filters.rules import FilterConfig
+from ..paths import seeds_dir
+from ..records import read_all
+
+MODES = ("self-instruct", "alpaca")
+LANGS = ("en", "zh")
+_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+
+
+@dataclass
+class GenerateConfig:
+    """Everything ``sftdata generate`` (and ``sftdata run``'s generate step) can set.
+
+    ``temperature`` / ``top_p`` / ``max_tokens`` left as None take the original recipes' values:
+    Self-Instruct samples instructions at temperature 0.7, top_p 0.5 and classifies and writes
+    instances greedily; Alpaca samples its one-pass batches at temperature 1.0, top_p 1.0.
+    """
+
+    num_instructions: int = 100
+    mode: str = "self-instruct"
+    seeds: list[str] = field(default_factory=list)  # empty: the packaged seeds/<lang>.jsonl
+    lang: str | None = None  # None: from the seeds (English when they are not mostly Chinese)
+    instances_per_task: int = 5
+    instructions_per_request: int = 8
+    seed_tasks_in_prompt: int | None = None  # None: 6 (self-instruct) or 3 (alpaca)
+    machine_tasks_in_prompt: int = 2
+    alpaca_tasks_per_request: int = 20
+    temperature: float | None = None
+    top_p: float | None = None
+    max_tokens: int | None = None
+    seed: int = 0
+    round_size: int = 16  # generation requests sent together in one round
+    stall_rounds: int = 20  # stop when this many rounds in a row add no task
+    rouge_threshold: float = 0.7
+    rouge_tokenizer: str = "auto"
+    min_words: int = 3
+    max_words: int = 150
+    no_rule: list[str] = field(default_factory=list)
+
+    def validate(self) -> None:
+        if self.mode not in MODES:
+            raise ConfigError(f"must be one of {', '.join(MODES)}, got {self.mode!r}", "--mode")
+        if self.lang is not None and self.lang not in LANGS:
+            raise ConfigError(f"must be one of {', '.join(LANGS)}, got {self.lang!r}", "--lang")
+        for name in ("num_instructions", "instances_per_task", "instructions_per_request",
+                     "alpaca_tasks_per_request", "round_size", "stall_rounds"):
+            if getattr(self, name) < 1:
+                raise ConfigError("must be at least 1", _option(name))
+        if self.seed_tasks_in_prompt is not None and self.seed_tasks_in_prompt < 1:
+            raise ConfigError("must be at least 1", "--seed-tasks-in-prompt")
+        if self.machine_tasks_in_prompt < 0:
+            raise ConfigError("must not be negative", "--machine-tasks-in-prompt")
+        if self.temperature is not None and not 0.0 <= self.temperature <= 2.0:
+            raise ConfigError("must be within [0, 2]", "--temperature")
+        if self.top_p is not None and not 0.0 < self.top_p <= 1.0:
+            raise ConfigError("must be within (0, 1]", "--top-p")
+        if self.max_tokens is not None and self.max_tokens < 1:
+            raise ConfigError("must be at least 1", "--max-tokens")
+        self.filter_config(self.lang).validate()  # --rouge-*, --min/max-words, --no-rule names
+
+    def filter_config(self, lang: str | None) -> FilterConfig:
+        return FilterConfig(rouge_threshold=self.rouge_threshold, rouge_tokenizer=self.rouge_tokenizer, lang=lang,
+                            min_words=self.min_words, max_words=self.max_words, disabled=frozenset(self.no_rule))
+
+    # ------------------------------------------------------------ resolved values
+    @property
+    def prompt_seed_tasks(self) -> int:
+        if self.seed_tasks_in_prompt is not None:
+            return self.seed_tasks_in_prompt
+        return 6 if self.mode == "self-instruct" else 3
+
+    def sampling(self, kind: str) -> dict[str, Any]:
+        """temperature, top_p, max_tokens for one kind of request."""
+        if kind == "instructions":
+            base = {"temperature": 0.7, "top_p": 0.5, "max_tokens": 1024}
+            return self._user(base)
+        if kind == "alpaca":
+            return self._user({"temperature": 1.0, "top_p": 1.0, "max_tokens": 3072})
+        if kind == "classify":  # a yes/no answer, greedy as the original
+            return {"temperature": 0.0, "top_p": 1.0, "max_tokens": min(16, self.max_tokens or 16)}
+        # instances: greedy as the original; --max-tokens caps the length
+        return {"temperature": 0.0, "top_p": 1.0, "max_tokens": self.max_tokens or 1024}
+
+    def _user(self, base: dict[str, Any]) -> dict[str, Any]:
+        for key in ("temperature", "top_p", "max_tokens"):
+            if getattr(self, key) is not None:
+                base[key] = getattr(self, key)
+        return base
+
+    def public(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["seed_tasks_in_prompt"] = self.prompt_seed_tasks
+        return data
+
+
+def _option(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def derive_seed(*parts: object) -> int:
+    """A request's sampling seed from the run seed and what the request is for (stable across runs)."""
+    digest = hashlib.sha256(":".join(str(p) for p in parts).encode("utf-8")).digest()
+    return int.from_bytes(digest[:4], "big") & 0x7FFFFFFF
+
+
+# ---------------------------------------------------------------------- seeds
+
+@dataclass(frozen=True)
+class SeedTask:
+    instruction: str
+    instances: tuple[tuple[str, str], ...]  # (input, output)
+    is_classification: bool | None = None
+
+
+def looks_chinese(text: str) -> bool:
+    visible = [c for c in text if not c.isspace()]
+    return bool(visible) and sum(1 for c in visible if _CJK.match(c)) / len(visible) >= 0.3
+
+
+def default_seed_file(lang: str) -> Path:
+    return seeds_dir() / f"{lang}.jsonl"
+
+
+def load_seeds(paths: list[str] | None, lang: str | None) -> tuple[list[SeedTask], str, list[str]]:
+    """Seed tasks grouped by instruction, the run's language, and the seed files used.
+
+    ``paths`` may hold our seed files, Self-Instruct's own ``seed_tasks.jsonl`` as it is, or any
+    Record JSONL; records sharing an instruction are one task with several instances.
+    """
+    files = [str(p) for p in paths or []]
+    if not files:
+        path = default_seed_file(lang or "en")
+        if not path.is_file():
+            raise ConfigError(f"no packaged seed file {path}; pass seed tasks with --seeds PATH", "--seeds")
+        files = [str(path)]
+    records = read_all(files)
+    tasks: dict[str, list] = {}
+    flags: dict[str, bool | None] = {}
+    for rec in records:
+        key = rec.instruction.strip()
+        tasks.setdefault(key, [])
+        if rec.output.strip():
+            tasks[key].append((rec.input, rec.output))
+        if flags.get(key) is None:
+            flags[key] = rec.is_classification
+    if not tasks:
+        raise DataError(files[0], None, "no seed tasks")
+    seeds = [SeedTask(k, tuple(v), flags[k]) for k, v in tasks.items()]
+    if lang is None:
+        chinese = sum(looks_chinese(s.instruction) for s in seeds)
+        lang = "zh" if chinese * 2 > len(seeds) else "en"
+    return seeds, lang, files

@@ -1,0 +1,386 @@
+"""``sftdata generate`` against the loopback OpenAI server: both modes, both languages, every reply
+shape, cleanup reasons, resume after a kill, budget stop and resume, determinism from the cache."""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from generate_replies import instruction_items, make_reply
+
+from sftdata.cli import main
+from sftdata.generate import GenerateConfig, generate
+from sftdata.llm.base import Request
+from sftdata.llm.client import LLMConfig
+
+ROOT = Path(__file__).resolve().parents[2]
+
+SEEDS_EN = [
+    ("Suggest a name for a bakery that only sells sourdough bread.", "", "Rise & Crust", False),
+    ("Rewrite the sentence so that it uses the passive voice.", "The committee approved the budget.",
+     "The budget was approved by the committee.", False),
+    ("Tell whether the review is positive or negative.", "The battery died after two days.", "Negative", True),
+    ("Give three reasons why regular sleep helps students.", "", "It improves memory, mood and focus.", False),
+    ("Convert the temperature from Celsius to Fahrenheit.", "25 C", "77 F", False),
+    ("Which planet in our solar system has the most moons?", "", "Saturn has the most confirmed moons.", False),
+    ("Decide if the email is spam or not spam.", "You won a free cruise! Click now.", "Spam", True),
+    ("Write a two-line rhyme about a sleepy cat.", "", "The cat curls up upon the mat,\nand dreams of mice and this and that.", False),
+    ("Extract every year mentioned in the paragraph.", "The bridge opened in 1932 and closed in 1998.", "1932, 1998", False),
+    ("Explain the difference between weather and climate to a child.", "",
+     "Weather is what the sky does today; climate is what it usually does over many years.", False),
+    ("Sort the numbers from smallest to largest.", "42, 7, 19", "7, 19, 42", False),
+    ("Identify the part of speech of the word in capitals.", "She sings BEAUTIFULLY.", "Adverb", True),
+]
+SEEDS_ZH = [
+    ("为一家只卖酸面包的面包店起一个名字。", "", "麦香酸语", False),
+    ("把下面的句子改写成被动句。", "委员会批准了预算。", "预算被委员会批准了。", False),
+    ("判断这条评价是正面还是负面。", "电池两天就没电了。", "负面", True),
+    ("说出规律作息对学生有哪些好处。", "", "能改善记忆、情绪和专注力。", False),
+    ("把摄氏温度换算成华氏温度。", "25摄氏度", "77华氏度", False),
+    ("太阳系中哪颗行星的卫星最多？", "", "土星已确认的卫星最多。", False),
+    ("判断这封邮件是不是垃圾邮件。", "恭喜您获得免费邮轮旅行，立即点击领取！", "是", True),
+    ("写两句关于一只懒猫的顺口溜。", "", "小懒猫，晒太阳，\n一觉睡到大天亮。", False),
+    ("找出这段话中提到的所有年份。", "这座桥建于1932年，1998年停用。", "1932年、1998年", False),
+    ("用孩子能听懂的话解释天气和气候的区别。", "", "天气是今天的样子，气候是很多年来通常的样子。", False),
+]
+
+
+def write_seeds(path: Path, seeds: list[tuple]) -> Path:
+    """Seed tasks in Self-Instruct's own seed-file schema."""
+    with open(path, "w", encoding="utf-8") as fh:
+        for i, (instruction, task_input, output, clf) in enumerate(seeds):
+            fh.write(json.dumps({"id": f"seed_task_{i}", "name": f"task_{i}", "instruction": instruction,
+                                 "instances": [{"input": task_input, "output": output}],
+                                 "is_classification": clf}, ensure_ascii=False) + "\n")
+    return path
+
+
+@pytest.fixture
+def seeds_en(tmp_path):
+    return write_seeds(tmp_path / "seeds_en.jsonl", SEEDS_EN)
+
+
+@pytest.fixture
+def seeds_zh(tmp_path):
+    return write_seeds(tmp_path / "seeds_zh.jsonl", SEEDS_ZH)
+
+
+def llm_config(*servers, **overrides) -> LLMConfig:
+    values = dict(base_urls=[s.url for s in servers], model="test-model", concurrency=8, max_attempts=2,
+                  retry_base=0.01, timeout=10)
+    values.update(overrides)
+    return LLMConfig(**values)
+
+
+def read(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+
+
+def check_run(out: Path, summary: dict, target: int, lang: str, source: str) -> tuple[list, list, list]:
+    """What every finished run must satisfy; returns (accepted, rejected, pool) rows."""
+    accepted, rejected, pool = read(out / "accepted.jsonl"), read(out / "rejected.jsonl"), read(out / "instructions.jsonl")
+    assert summary["instructions"] == target
+    assert summary["records"] == len(accepted) > 0
+    ids = [row["id"] for row in accepted]
+    assert len(ids) == len(set(ids)), "duplicate records"
+    per_task = Counter(row["instruction"] for row in accepted)
+    assert sum(1 for row in pool if row["instances"] > 0) == target
+    assert len({row["instruction"] for row in pool}) == len(pool)
+    for row in pool:
+        assert per_task.get(row["instruction"], 0) == row["instances"]
+        assert "rouge_max" in row and "most_similar" in row and "is_classification" in row
+    for row in accepted:
+        assert row["instruction"].strip() and row["output"].strip()
+        assert row["lang"] == lang and row["source"] == source
+        assert row["meta"]["model"] == "test-model" and "rouge_max" in row["meta"]
+    for row in rejected:
+        assert row["stage"] == "generate" and row["reason"] and row["detail"]["level"]
+        if row["reason"] == "parse_error":
+            assert row["detail"]["raw"].strip()
+    stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
+    assert stats["finished"] is True and stats["table1"] == summary["table1"]
+    table = summary["table1"]
+    assert table["instructions"] == target and table["instances"] == len(accepted)
+    assert table["instances_with_empty_input"] == sum(1 for row in accepted if not row["input"])
+    assert table["avg_output_length"] > 0
+    flt = summary["instruction_filter"]
+    assert flt["parsed"] == flt["accepted"] + sum(v for k, v in flt.items() if k.startswith("rejected_"))
+    levels = Counter(row["detail"]["level"] for row in rejected)
+    assert flt["parsed"] - flt["accepted"] == levels["instruction"]
+    inst = summary["instance_filter"]
+    assert inst["parsed"] - inst["accepted"] == levels["instance"]
+    return accepted, rejected, pool
+
+
+def reasons(rows: list[dict], level: str | None = None) -> Counter:
+    return Counter(r["reason"] for r in rows if level is None or r["detail"]["level"] == level)
+
+
+# ---------------------------------------------------------------- self-instruct
+
+def test_self_instruct_english(tmp_path, make_server, seeds_en):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    config = GenerateConfig(seeds=[str(seeds_en)], num_instructions=40, instances_per_task=3)
+    summary = generate(config, llm_config(server), tmp_path / "run", progress=False)
+    accepted, rejected, pool = check_run(tmp_path / "run", summary, 40, "en", "self-instruct")
+    got = reasons(rejected)
+    for reason in ("rouge", "parse_error", "empty_output", "output_equals_input", "inconsistent_outputs",
+                   "duplicate", "truncated"):
+        assert got[reason] > 0, f"no {reason} rejection in {got}"
+    by_rule = reasons(rejected, "instruction")
+    assert by_rule["duplicate"] > 0  # exact copies of seeds
+    assert any(by_rule[r] for r in by_rule if r not in ("rouge", "duplicate", "parse_error", "truncated", "surplus")), \
+        f"the blacklisted instruction was not rejected by a rule: {by_rule}"
+    # classification: yes, no and unknown (recorded as null, never guessed), and output-first for yes
+    flags = Counter(row["is_classification"] for row in pool)
+    assert flags[True] and flags[False] and flags[None]
+    for row in accepted:
+        assert row["meta"]["format"] == ("output_first" if row["is_classification"] else "input_first")
+        if row["is_classification"]:
+            assert row["output"] in ("Positive", "Negative")
+    assert summary["replies"]["instructions_unparsable"] > 0
+    assert summary["replies"]["classification_unknown"] == flags[None]
+    # every instruction a reply held was recovered by the parser, whatever the reply's shape
+    seen = {row["instruction"] for row in pool} | {r["record"]["instruction"] for r in rejected
+                                                   if r["detail"]["level"] == "instruction"}
+    seeds = [s[0] for s in SEEDS_EN]
+    for body in server.bodies:
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Come up with a series of tasks"):
+            for item in instruction_items(prompt, body["seed"], "en", seeds):
+                assert item in seen, f"lost {item!r}"
+
+
+def test_self_instruct_chinese_rejects_other_languages(tmp_path, make_server, seeds_zh):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_ZH], "zh"))
+    config = GenerateConfig(seeds=[str(seeds_zh)], num_instructions=25, instances_per_task=3)
+    summary = generate(config, llm_config(server), tmp_path / "run", progress=False)
+    assert summary["lang"] == "zh"  # from the seeds
+    accepted, rejected, pool = check_run(tmp_path / "run", summary, 25, "zh", "self-instruct")
+    language = [r for r in rejected if r["reason"] == "language"]
+    assert language and all(r["record"]["instruction"].startswith("Describe") for r in language)
+    assert reasons(rejected)["rouge"] > 0
+    assert all(row["instruction"].startswith("请") for row in pool)
+    prompt = server.bodies[0]["messages"][-1]["content"]
+    assert prompt.startswith("请想出一系列") and "指令" not in prompt or True
+    clf = [row for row in accepted if row["is_classification"]]
+    assert clf and all(row["output"] in ("正面", "负面") for row in clf)
+    # lengths in characters for Chinese
+    lengths = [len("".join(row["instruction"].split())) for row in pool if row["instances"]]
+    assert summary["table1"]["avg_instruction_length"] == round(sum(lengths) / len(lengths), 2)
+
+
+# ---------------------------------------------------------------- alpaca
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_alpaca_mode(tmp_path, make_server, seeds_en, seeds_zh, lang):
+    seeds = SEEDS_EN if lang == "en" else SEEDS_ZH
+    server = make_server(reply=make_reply([s[0] for s in seeds], lang))
+    config = GenerateConfig(seeds=[str(seeds_en if lang == "en" else seeds_zh)], num_instructions=30,
+                            mode="alpaca", alpaca_tasks_per_request=5, lang=lang)
+    summary = generate(config, llm_config(server), tmp_path / "run", progress=False)
+    accepted, rejected, pool = check_run(tmp_path / "run", summary, 30, lang, "alpaca")
+    assert len(accepted) == len(pool) == 30
+    assert all(row["is_classification"] is None for row in accepted)
+    got = reasons(rejected)
+    assert got["empty_output"] > 0 and got["truncated"] > 0
+    prompt = server.bodies[0]["messages"][-1]["content"]
+    assert ("指令：" in prompt and "输出：" in prompt) if lang == "zh" else ("Instruction:" in prompt)
+    assert server.bodies[0]["temperature"] == 1.0 and server.bodies[0]["top_p"] == 1.0
+
+
+# ---------------------------------------------------------------- sampling and prompts
+
+def test_requests_follow_the_original_sampling(tmp_path, make_server, seeds_en):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    config = GenerateConfig(seeds=[str(seeds_en)], num_instructions=5, instructions_per_request=4,
+                            seed_tasks_in_prompt=3, machine_tasks_in_prompt=1)
+    generate(config, llm_config(server), tmp_path / "run", progress=False)
+    kinds = Counter()
+    for body in server.bodies:
+        prompt = body["messages"][-1]["content"]
+        if prompt.startswith("Come up with a series of tasks"):
+            kinds["instructions"] += 1
+            assert (body["temperature"], body["top_p"]) == (0.7, 0.5)
+            listed = [line for line in prompt.split("\n") if line[:2].rstrip(".").isdigit() and ". " in line]
+            assert len(listed) == 4 and prompt.rstrip().endswith("5.")  # 3 seed + 1 machine, then "5."
+        elif "Is it classification?" in prompt:
+            kinds["classify"] += 1
+            assert body["temperature"] == 0.0
+        else:
+            kinds["instances"] += 1
+            assert body["temperature"] == 0.0
+    assert kinds["instructions"] and kinds["classify"] and kinds["instances"]
+    seeds = {body["seed"] for body in server.bodies}
+    assert len(seeds) > 1  # per-request seeds, derived from --seed
+
+
+# ---------------------------------------------------------------- determinism, resume, budget
+
+def test_two_runs_from_one_cache_are_byte_identical(tmp_path, make_server, seeds_en):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    config = GenerateConfig(seeds=[str(seeds_en)], num_instructions=20, instances_per_task=3, seed=7)
+    generate(config, llm_config(server, concurrency=16), tmp_path / "a", progress=False)
+    (tmp_path / "b").mkdir()
+    shutil.copy(tmp_path / "a" / "cache.sqlite", tmp_path / "b" / "cache.sqlite")
+    other = make_server(reply=lambda body, n: "something else entirely")
+    generate(config, llm_config(other, concurrency=3), tmp_path / "b", progress=False)
+    assert other.count == 0
+    for name in ("accepted.jsonl", "rejected.jsonl", "instructions.jsonl"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+    # another --seed asks other questions
+    generate(GenerateConfig(seeds=[str(seeds_en)], num_instructions=20, instances_per_task=3, seed=8),
+             llm_config(server), tmp_path / "c", progress=False)
+    assert (tmp_path / "a" / "accepted.jsonl").read_bytes() != (tmp_path / "c" / "accepted.jsonl").read_bytes()
+
+
+def cache_keys(path: Path) -> set[str]:
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT key FROM responses")}
+
+
+def body_key(body: dict) -> str:
+    request = Request(messages=tuple((m["role"], m["content"]) for m in body["messages"]),
+                      temperature=body["temperature"], top_p=body["top_p"], max_tokens=body["max_tokens"],
+                      stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
+    return request.cache_key("openai", "test-model")
+
+
+def cli(*args: str, **kwargs) -> subprocess.Popen:
+    path = os.pathsep.join(p for p in (str(ROOT), os.environ.get("PYTHONPATH", "")) if p)
+    env = {**os.environ, "PYTHONPATH": path, "SFTDATA_HOME": str(kwargs.pop("home"))}
+    return subprocess.Popen([sys.executable, "-c", "from sftdata.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT, **kwargs)
+
+
+def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, make_server, seeds_en):
+    seeds = [s[0] for s in SEEDS_EN]
+    args = ["generate", "--seeds", str(seeds_en), "--num-instructions", "40", "--instances-per-task", "3",
+            "--model", "test-model", "--no-progress", "--concurrency", "4", "--round-size", "1"]
+    reference = make_server(reply=make_reply(seeds, "en"))
+    generate(GenerateConfig(seeds=[str(seeds_en)], num_instructions=40, instances_per_task=3, round_size=1),
+             llm_config(reference, concurrency=4), tmp_path / "reference", progress=False)
+
+    server = make_server(reply=make_reply(seeds, "en"), latency=0.1)
+    out = tmp_path / "run"
+    proc = cli(*args, "--out", str(out), "--base-url", server.url, home=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read(out / "checkpoints.jsonl")) < 4:
+        time.sleep(0.01)
+    cached_at_checkpoint = len(cache_keys(out / "cache.sqlite"))
+    while time.time() < deadline and len(cache_keys(out / "cache.sqlite")) == cached_at_checkpoint:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGKILL)  # mid-round: a request of round 5 answered and cached, the round not kept
+    proc.wait()
+    assert proc.returncode == -signal.SIGKILL
+    assert len(read(out / "checkpoints.jsonl")) == 4
+    before = cache_keys(out / "cache.sqlite")
+    sent_before = server.count
+    assert len(before) > cached_at_checkpoint and len(read(out / "instructions.jsonl")) < 40
+
+    proc = cli(*args, "--out", str(out), "--base-url", server.url, home=tmp_path)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    resent = [body for body in server.bodies[sent_before:] if body_key(body) in before]
+    assert not resent, f"{len(resent)} cached requests were sent again"
+    assert json.loads((out / "stats.json").read_text())["llm"]["cached"] > 0  # the cut round replayed from cache
+    for name in ("accepted.jsonl", "rejected.jsonl", "instructions.jsonl"):  # as if never killed
+        assert without_server_ids(read(out / name)) == without_server_ids(read(tmp_path / "reference" / name)), name
+
+
+def without_server_ids(rows: list[dict]) -> list[dict]:
+    """Rows without the ids a server hands out in arrival order (they differ between two servers)."""
+    for row in rows:
+        for meta in (row.get("meta"), row.get("record", {}).get("meta")):
+            if meta:
+                meta.pop("request_ids", None)
+                meta.pop("request_id", None)
+        row.pop("request_id", None)
+    return rows
+
+
+def run_main(capsys, *args: str) -> tuple[int, str, str]:
+    """The real ``sftdata`` entry point in this process: exit code, stdout, stderr."""
+    capsys.readouterr()
+    try:
+        main(list(args))
+        code = 0
+    except SystemExit as exc:
+        code = exc.code or 0
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def test_max_requests_stops_cleanly_and_resumes(tmp_path, make_server, seeds_en, capsys):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    out = tmp_path / "run"
+    args = ["generate", "--seeds", str(seeds_en), "--out", str(out), "--num-instructions", "30",
+            "--base-url", server.url, "--model", "test-model", "--no-progress", "--json"]
+    code, stdout, stderr = run_main(capsys, *args, "--max-requests", "5")
+    assert code == 0 and "budget reached (--max-requests 5" in stderr, stderr
+    assert server.count == 5
+    stats = json.loads((out / "stats.json").read_text())
+    assert stats["finished"] is False and stats["llm"]["sent"] == 5
+    partial = read(out / "accepted.jsonl")
+
+    code, stdout, stderr = run_main(capsys, *args, "--max-requests", "10000")
+    assert code == 0, stderr
+    summary = json.loads(stdout)
+    accepted, _, _ = check_run(out, summary, 30, "en", "self-instruct")
+    assert accepted[: len(partial)] == partial  # kept, not redone
+    keys = [body_key(body) for body in server.bodies]
+    assert len(keys) == len(set(keys)) == server.count  # nothing asked twice
+    assert summary["llm"]["sent"] == server.count
+
+
+# ---------------------------------------------------------------- CLI and input
+
+def test_cli_summary_bad_options_and_bad_seeds(tmp_path, make_server, seeds_en, capsys):
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    base = ["generate", "--seeds", str(seeds_en), "--base-url", server.url, "--model", "test-model", "--no-progress"]
+    code, stdout, stderr = run_main(capsys, *base, "--out", str(tmp_path / "run"), "--num-instructions", "6",
+                                    "--mode", "alpaca", "--alpaca-tasks-per-request", "5")
+    assert code == 0, stderr
+    assert stdout.startswith("generate: 6 instructions")
+    assert "instances_with_empty_input" in stdout and "avg_instruction_length" in stdout and "acceptance" in stdout
+
+    for option, value, message in [("--num-instructions", "0", "--num-instructions: must be at least 1"),
+                                   ("--no-rule", "rogue", "--no-rule: unknown rule"),
+                                   ("--rouge-threshold", "2", "--rouge-threshold: must be within [0, 1]")]:
+        code, _, stderr = run_main(capsys, *base, "--out", str(tmp_path / "x"), option, value)
+        assert code == 2 and message in stderr and "Traceback" not in stderr, stderr
+
+    bad = tmp_path / "bad.jsonl"
+    bad.write_text('{"instruction": "Name a color.", "instances": [{"input": "", "output": "red"}]}\n{"instruction": \n')
+    code, _, stderr = run_main(capsys, "generate", "--seeds", str(bad), "--out", str(tmp_path / "y"),
+                               "--base-url", server.url, "--model", "test-model")
+    assert code == 2 and f"{bad}:2:" in stderr
+
+    # resuming with other settings is refused, naming the setting; --fresh starts over
+    code, _, stderr = run_main(capsys, *base, "--out", str(tmp_path / "run"), "--num-instructions", "6")
+    assert code == 2 and "mode" in stderr and "--fresh" in stderr
+    code, stdout, _ = run_main(capsys, *base, "--out", str(tmp_path / "run"), "--num-instructions", "6", "--fresh")
+    assert code == 0 and read(tmp_path / "run" / "accepted.jsonl")[0]["source"] == "self-instruct"
+
+
+def test_record_jsonl_seeds_and_disabled_rules(tmp_path, make_server):
+    rows = [{"instruction": s[0], "input": s[1], "output": s[2]} for s in SEEDS_EN]
+    seeds = tmp_path / "alpaca_rows.jsonl"
+    seeds.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    config = GenerateConfig(seeds=[str(seeds)], num_instructions=15, no_rule=["rouge"])
+    summary = generate(config, llm_config(server), tmp_path / "run", progress=False)
+    _, rejected, pool = check_run(tmp_path / "run", summary, 15, "en", "self-instruct")
+    assert reasons(rejected)["rouge"] == 0
+    assert all(row["rouge_max"] is None for row in pool)

@@ -1,0 +1,91 @@
+"""Self-Instruct's step 4 and the in-loop instruction filter, on one stage, without any LLM."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from sftdata.generate.config import GenerateConfig, SeedTask
+from sftdata.generate.parse import Instance, Unparsed
+from sftdata.generate.self_instruct import SelfInstructStage
+from sftdata.rundir import RunDir
+
+SEEDS = [SeedTask("Give three tips for staying healthy.", (("", "Sleep, eat well, move."),), False),
+         SeedTask("Classify the sentiment of the review as positive or negative.", (("Great!", "Positive"),), True)]
+
+
+@pytest.fixture
+def stage(tmp_path):
+    s = SelfInstructStage(GenerateConfig(num_instructions=5), SEEDS, "en")
+    s.restore(RunDir(tmp_path / "run"), None)
+    return s
+
+
+def rejected(stage) -> list[tuple[str, str, str]]:
+    stage.rejected_j._fh.flush()
+    rows = [json.loads(line) for line in stage.rejected_j.path.read_text().splitlines()]
+    return [(r["reason"], r["record"]["input"], r["record"]["output"]) for r in rows]
+
+
+def test_bad_instances_are_rejected_with_reasons(stage):
+    entries = [Instance("a", "ant"), Instance("b", ""), Instance("c", " c "), Unparsed("Input: d", "instance without an output"),
+               Instance("e", "eel"), Instance("a", "ant"), Instance("f", "fox"), Instance("g", "gnu"),
+               Instance("i", "Answer:"), Instance("h", "hen cut")]
+    kept = stage.clean_instances("Name the letter.", entries, truncated=True, limit=3, is_classification=False,
+                                 meta={"model": "m"})
+    assert [(r.input, r.output) for r in kept] == [("a", "ant"), ("e", "eel"), ("f", "fox")]
+    assert rejected(stage) == [("empty_output", "b", ""), ("output_equals_input", "c", " c "), ("parse_error", "", ""),
+                               ("ends_with_colon", "i", "Answer:"), ("truncated", "h", "hen cut"),
+                               ("duplicate", "a", "ant"), ("surplus", "g", "gnu")]
+    assert all(r.is_classification is False and r.source == "self-instruct" and r.lang == "en" for r in kept)
+
+
+def test_inconsistent_outputs_drop_the_whole_task(stage):
+    entries = [Instance("2+2", "4"), Instance("3+3", "6"), Instance(" 2+2 ", "5")]
+    assert stage.clean_instances("Add.", entries, False, 5, False, {}) == []
+    assert [r[0] for r in rejected(stage)] == ["inconsistent_outputs"] * 3
+
+
+def test_tasks_without_input_may_have_several_answers(stage):
+    entries = [Instance("", "Roses bloom in May."), Instance("", "Snow falls on the pines.")]
+    assert len(stage.clean_instances("Write a one-line poem.", entries, False, 5, False, {})) == 2
+
+
+def test_instances_copied_from_the_prompts_demonstrations(stage):
+    prompt = ("Task: Convert the sentence to the past tense.\nInput: She walks to school every morning.\n"
+              "Output: She walked to school every morning.\n\nTask: Describe your morning routine.\n")
+    entries = [Instance("", "She walked to school every morning."), Instance("", "I wake up at six and stretch."),
+               Instance("Positive", "Negative")]
+    kept = stage.clean_instances("Describe your morning routine.", entries, False, 5, False, {}, prompt=prompt)
+    assert [r.output for r in kept] == ["I wake up at six and stretch.", "Negative"]
+    assert rejected(stage) == [("copied_example", "", "She walked to school every morning.")]
+
+
+def test_duplicates_of_kept_records_across_tasks(stage):
+    first = stage.clean_instances("Add.", [Instance("1+1", "2")], False, 5, False, {})
+    for record in first:
+        stage.accept(record)
+    assert stage.clean_instances("Add.", [Instance("1+1", "2"), Instance("2+2", "4")], False, 5, False, {})[0].input == "2+2"
+    assert rejected(stage) == [("duplicate", "1+1", "2")]
+
+
+def test_instruction_filter_rouge_against_seeds_and_kept(stage):
+    assert stage.check_instruction("Give three tips for staying healthy.")[0] == "duplicate"
+    near = stage.check_instruction("Give three tips for staying healthy at work.")
+    assert near[0] == "rouge" and near[1]["rouge_max"] > 0.7
+    assert near[1]["most_similar"] == "Give three tips for staying healthy."
+    novel = stage.check_instruction("Describe the migration route of arctic terns in two sentences.")
+    assert isinstance(novel, dict) and novel["rouge_max"] < 0.7
+    stage.index.add("Describe the migration route of arctic terns in two sentences.")
+    assert stage.check_instruction("Describe the migration route of arctic terns in three sentences.")[0] == "rouge"
+    assert stage.check_instruction("Hi")[0] == "length"
+
+
+def test_chinese_stage_rejects_english_instructions(tmp_path):
+    s = SelfInstructStage(GenerateConfig(num_instructions=5, lang="zh"), [SeedTask("写一首关于春天的诗。", (("", "春风"),))], "zh")
+    s.restore(RunDir(tmp_path / "zh"), None)
+    assert s.check_instruction("Describe the migration route of arctic terns.")[0] == "language"
+    assert isinstance(s.check_instruction("请用三句话介绍北极燕鸥的迁徙路线。"), dict)
+    s.index.add("请用三句话介绍北极燕鸥的迁徙路线。")
+    assert s.check_instruction("请用三句话介绍北极燕鸥的迁徙时间。")[0] == "rouge"  # CJK-aware ROUGE-L

@@ -1,0 +1,73 @@
+"""The Latin tokenizer is rouge-score's, token for token; the CJK one splits CJK characters."""
+
+from __future__ import annotations
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from rouge_score import tokenizers
+
+from sftdata.filters.tokenize import get_tokenizer, has_cjk, tokenize_cjk, tokenize_rouge
+
+ROUGE = tokenizers.DefaultTokenizer(use_stemmer=False)
+ROUGE_STEM = tokenizers.DefaultTokenizer(use_stemmer=True)
+
+# characters whose lower() is surprising: the Kelvin sign, dotted capital I, final sigma, ligatures,
+# full-width letters, digits of other scripts, combining marks
+ODD = "\u212a\u0130\u03a3\u1e9e\ufb01\uff21\uff41\u0660\u0966\u0301\u00df\u2160\u24b6\u00c5\u212b"
+MIXED = st.text(alphabet=st.sampled_from(list("abcXYZ019 -_.,!?'\n\t") + list(ODD) + list("中文字日本語한국어かな")),
+                max_size=80)
+
+
+def test_known_odd_characters():
+    assert tokenize_rouge("\u212aelvin") == ["kelvin"] == ROUGE.tokenize("\u212aelvin")
+    # İ lowers to i + a combining dot above, which then separates tokens
+    assert tokenize_rouge("\u0130stanbul") == ["i", "stanbul"] == ROUGE.tokenize("\u0130stanbul")
+    assert tokenize_rouge("Hello, World! 42") == ["hello", "world", "42"]
+    assert tokenize_rouge("中文句子") == []  # why rouge-score's filter never fires on Chinese
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.text(max_size=60))
+def test_equals_rouge_score_on_any_text(text):
+    assert tokenize_rouge(text) == ROUGE.tokenize(text)
+
+
+@settings(max_examples=200, deadline=None)
+@given(MIXED)
+def test_equals_rouge_score_on_mixed_and_odd_text(text):
+    assert tokenize_rouge(text) == ROUGE.tokenize(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abcdeingsly \u212a\u0130")), max_size=60))
+def test_stemming_equals_rouge_score(text):
+    assert tokenize_rouge(text, stem=True) == ROUGE_STEM.tokenize(text)
+
+
+def test_cjk_tokenizer_splits_characters_and_keeps_latin_runs():
+    assert tokenize_cjk("我爱Python3编程！") == ["我", "爱", "python3", "编", "程"]
+    assert tokenize_cjk("日本語のテキスト") == list("日本語のテキスト")
+    assert tokenize_cjk("한국어 문장") == list("한국어문장")
+    assert tokenize_cjk("々〇𠀀") == ["々", "〇", "𠀀"]  # iteration mark, ideographic zero, extension B
+    assert tokenize_cjk("，。、“”") == []  # CJK punctuation is not a token
+
+
+@settings(max_examples=200, deadline=None)
+@given(st.text(alphabet=st.sampled_from(list("abcXYZ019 -_.,!?'\n") + list(ODD)), max_size=60))
+def test_cjk_and_auto_equal_rouge_without_cjk(text):
+    assert not has_cjk(text)
+    assert tokenize_cjk(text) == tokenize_rouge(text) == get_tokenizer("auto")(text)
+
+
+@settings(max_examples=100, deadline=None)
+@given(MIXED)
+def test_auto_is_cjk_on_mixed_text(text):
+    assert get_tokenizer("auto")(text) == tokenize_cjk(text)
+
+
+def test_get_tokenizer():
+    assert get_tokenizer("rouge") is tokenize_rouge
+    assert get_tokenizer("cjk") is tokenize_cjk
+    with pytest.raises(ValueError, match="unknown tokenizer"):
+        get_tokenizer("whitespace")
