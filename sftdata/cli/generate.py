@@ -41,7 +41,7 @@ from ._options import json_option, llm_options, pop_llm_config, print_summary
 @click.option("--rouge-tokenizer", type=click.Choice(["auto", "rouge", "cjk"]), default="auto", show_default=True,
               help="ROUGE-L tokens: rouge-score's, one per CJK character, or by script (auto).")
 @click.option("--min-words", type=int, default=3, show_default=True,
-              help="Shortest instruction kept: words (en) or characters (zh), exclusive.")
+              help="Keep an instruction longer than this many words (Chinese: two characters count as a word).")
 @click.option("--max-words", type=int, default=150, show_default=True, help="Longest instruction kept.")
 @click.option("--no-rule", "no_rule", multiple=True, metavar="NAME",
               help="Turn a filter rule off (rouge, length, blacklist, format, language...). Repeatable.")
@@ -65,5 +65,8 @@ def command(seeds: tuple[str, ...], out_dir: str, fresh: bool, no_progress: bool
     kwargs["no_rule"] = list(kwargs.get("no_rule") or ())
     config = GenerateConfig(seeds=list(seeds), **kwargs)  # type: ignore[arg-type]
     summary = generate(config, llm_config, out_dir, fresh=fresh, progress=not no_progress)
+    if summary["stalled"]:
+        click.echo(f"warning: stopped early: no new task in the last {config.stall_rounds} rounds; see "
+                   f"{out_dir}/rejected.jsonl for why (the model may not follow the prompts)", err=True)
     print_summary(f"generate: {summary['instructions']} instructions, {summary['records']} records in {out_dir}",
                   summary, as_json)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +41,26 @@ class GenerateConfig:
     max_tokens: int | None = None
     seed: int = 0
     round_size: int = 16  # generation requests sent together in one round
-    stall_rounds: int = 20  # stop when this many rounds in a row add no task
+    stall_rounds: int = 10  # stop when this many rounds in a row add no task
     rouge_threshold: float = 0.7
     rouge_tokenizer: str = "auto"
     min_words: int = 3
     max_words: int = 150
     no_rule: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any], section: str = "generate") -> GenerateConfig:
+        """From a config file section (``sftdata run``); dashes or underscores in keys."""
+        known = {f.name for f in fields(cls)}
+        values = {str(k).replace("-", "_"): v for k, v in data.items()}
+        unknown = sorted(set(values) - known)
+        if unknown:
+            raise ConfigError(f"unknown setting '{unknown[0]}' (settings: {', '.join(sorted(known))})",
+                              f"{section}.{unknown[0]}")
+        for key in ("seeds", "no_rule"):
+            if isinstance(values.get(key), str):
+                values[key] = [values[key]]
+        return cls(**values)
 
     def validate(self) -> None:
         if self.mode not in MODES:

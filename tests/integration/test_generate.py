@@ -16,6 +16,7 @@ from pathlib import Path
 
 import pytest
 from generate_replies import instruction_items, make_reply
+from openai_server import Reply
 
 from sftdata.cli import main
 from sftdata.generate import GenerateConfig, generate
@@ -226,6 +227,39 @@ def test_requests_follow_the_original_sampling(tmp_path, make_server, seeds_en):
     assert len(seeds) > 1  # per-request seeds, derived from --seed
 
 
+def test_failed_requests_are_retried_then_given_up(tmp_path, make_server, seeds_en):
+    """A classification that fails every retry is tried in later rounds, then recorded as unknown."""
+    answer = make_reply([s[0] for s in SEEDS_EN], "en")
+
+    def reply(body, n):
+        prompt = body["messages"][-1]["content"]
+        if "Is it classification?" in prompt and prompt.rstrip().split("Task: ")[-1].startswith("Rank"):
+            return Reply(status=500, text="overloaded")
+        return answer(body, n)
+
+    server = make_server(reply=reply)
+    config = GenerateConfig(seeds=[str(seeds_en)], num_instructions=25, instances_per_task=3)
+    summary = generate(config, llm_config(server, fail_after=1000), tmp_path / "run", progress=False)
+    _, _, pool = check_run(tmp_path / "run", summary, 25, "en", "self-instruct")
+    ranked = [row for row in pool if row["instruction"].startswith("Rank")]
+    assert ranked and all(row["is_classification"] is None and row["classify_answer"].startswith("error")
+                          for row in ranked)
+    failures = read(tmp_path / "run" / "failures.jsonl")
+    assert len(failures) == 3 * len(ranked) == summary["replies"]["classify_failed"]
+    assert all(f["tag"] == "generate:classify" for f in failures)
+
+
+def test_a_model_that_never_follows_the_format_stalls_cleanly(tmp_path, make_server, seeds_en, capsys):
+    server = make_server(reply=lambda body, n: "Task 4")
+    code, stdout, stderr = run_main(capsys, "generate", "--seeds", str(seeds_en), "--out", str(tmp_path / "run"),
+                                    "--base-url", server.url, "--model", "test-model", "--no-progress", "--json")
+    summary = json.loads(stdout)
+    assert code == 0 and summary["stalled"] and summary["instructions"] == 0 and "stopped early" in stderr
+    assert summary["unparsable_replies"] == summary["replies"]["instructions_replies"] > 0
+    rows = read(tmp_path / "run" / "rejected.jsonl")
+    assert rows and all(r["reason"] == "parse_error" and r["detail"]["raw"] == "Task 4" for r in rows)
+
+
 # ---------------------------------------------------------------- determinism, resume, budget
 
 def test_two_runs_from_one_cache_are_byte_identical(tmp_path, make_server, seeds_en):
@@ -299,6 +333,28 @@ def test_resume_after_kill_loses_and_repeats_nothing(tmp_path, make_server, seed
         assert without_server_ids(read(out / name)) == without_server_ids(read(tmp_path / "reference" / name)), name
 
 
+def test_ctrl_c_saves_state_and_exits_130(tmp_path, make_server, seeds_en):
+    seeds = [s[0] for s in SEEDS_EN]
+    server = make_server(reply=make_reply(seeds, "en"), latency=0.1)
+    out = tmp_path / "run"
+    args = ["generate", "--seeds", str(seeds_en), "--num-instructions", "40", "--instances-per-task", "3",
+            "--model", "test-model", "--no-progress", "--round-size", "1", "--out", str(out), "--base-url", server.url]
+    proc = cli(*args, home=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and len(read(out / "checkpoints.jsonl")) < 2:
+        time.sleep(0.01)
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    assert proc.returncode == 130 and "interrupted" in stderr and "Traceback" not in stderr, stderr
+    kept = read(out / "accepted.jsonl")
+    proc = cli(*args, home=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    final = read(out / "accepted.jsonl")
+    assert final[: len(kept)] == kept and len({r["id"] for r in final}) == len(final)
+    assert sum(1 for row in read(out / "instructions.jsonl") if row["instances"]) == 40
+
+
 def without_server_ids(rows: list[dict]) -> list[dict]:
     """Rows without the ids a server hands out in arrival order (they differ between two servers)."""
     for row in rows:
@@ -342,6 +398,14 @@ def test_max_requests_stops_cleanly_and_resumes(tmp_path, make_server, seeds_en,
     keys = [body_key(body) for body in server.bodies]
     assert len(keys) == len(set(keys)) == server.count  # nothing asked twice
     assert summary["llm"]["sent"] == server.count
+
+    # a finished run re-run as it is sends nothing; a higher target continues it
+    sent = server.count
+    code, stdout, _ = run_main(capsys, *args)
+    assert code == 0 and server.count == sent and json.loads(stdout)["instructions"] == 30
+    code, stdout, _ = run_main(capsys, *args[:6], "35", *args[7:])
+    assert code == 0 and json.loads(stdout)["instructions"] == 35 and server.count > sent
+    assert read(out / "accepted.jsonl")[: len(accepted)] == accepted
 
 
 # ---------------------------------------------------------------- CLI and input

@@ -29,6 +29,13 @@ def test_bad_settings_name_their_option(changes, option):
     assert str(err.value).startswith(option)
 
 
+def test_from_a_config_file_section():
+    config = GenerateConfig.from_dict({"num-instructions": 7, "seeds": "a.jsonl", "no_rule": ["rouge"], "mode": "alpaca"})
+    assert (config.num_instructions, config.seeds, config.no_rule, config.mode) == (7, ["a.jsonl"], ["rouge"], "alpaca")
+    with pytest.raises(ConfigError, match="generate.num_instruction"):
+        GenerateConfig.from_dict({"num_instruction": 7})
+
+
 def test_sampling_defaults_follow_the_originals_unless_set():
     si = GenerateConfig()
     assert si.sampling("instructions") == {"temperature": 0.7, "top_p": 0.5, "max_tokens": 1024}
@@ -143,3 +150,15 @@ def test_alpaca_prompt_shows_seed_tasks_in_the_parsable_format(lang, labels):
 
 def test_render_replaces_only_known_names():
     assert prompts.render("{a} {b} {json: 1}", a="x") == "x {b} {json: 1}"
+
+
+@pytest.mark.parametrize("lang", ["en", "zh"])
+def test_packaged_seed_files_load_and_fill_every_prompt(lang):
+    seeds, detected, files = load_seeds(None, lang)
+    assert detected == lang and files[0].endswith(f"seeds/{lang}.jsonl") and len(seeds) >= 100
+    assert load_seeds(files, None)[1] == lang  # the language is read back from the seeds themselves
+    clf = [s for s in seeds if s.is_classification]
+    assert clf and all(s.instances for s in seeds)
+    text = prompts.instructions_prompt(lang, [s.instruction for s in seeds[:8]], 8)
+    assert parse_instructions(text.split("\n\n")[1]).items == [prompts.one_line(s.instruction) for s in seeds[:8]]
+    assert prompts.alpaca_prompt(lang, seeds[:3], 20).count("\n") > 10
