@@ -67,6 +67,16 @@ class ExportSection:
     hf: bool = False
     license: str | None = None
 
+    def validate(self) -> None:
+        """Bad formats or splits fail when the config loads, not after hours of generation."""
+        from .export import parse_formats, parse_split
+
+        try:
+            parse_formats(self.formats)
+        except ConfigError as exc:
+            raise ConfigError(str(exc).split(": ", 1)[-1], "--formats") from None
+        parse_split(self.split)
+
 
 @dataclass
 class EvalSection:
@@ -190,9 +200,9 @@ def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -
 
 def _validate(pipeline: Pipeline) -> None:
     """Run each library config's own checks, naming keys the config-file way."""
-    pipeline.llm.to_llm_config().validate()
-    for name, section in pipeline.stages.items():
-        check = getattr(section, "validate", None)
+    checks = {"llm": pipeline.llm.to_llm_config().validate}
+    checks.update((name, getattr(section, "validate", None)) for name, section in pipeline.stages.items())
+    for name, check in checks.items():
         if check is None:
             continue
         try:
@@ -242,7 +252,7 @@ def stage_hash(name: str, section: Any, previous: str, pipeline: Pipeline) -> st
 
 def plan(pipeline: Pipeline) -> list[dict[str, Any]]:
     """What a run would do now: for each stage, run / skip (finished, same settings) / off."""
-    steps, previous = [], ""
+    steps, previous, upstream_runs = [], "", False
     for name in STAGE_ORDER:
         section = pipeline.stages[name]
         digest = stage_hash(name, section, previous, pipeline)
@@ -250,13 +260,15 @@ def plan(pipeline: Pipeline) -> list[dict[str, Any]]:
         if section is None:
             action = "off"
         elif marker and marker.get("hash") == digest and marker.get("status") == "done":
-            action = "skip (finished, same settings)"
+            # finished, but its input is about to be rewritten by an earlier stage
+            action = "re-run (an earlier stage runs)" if upstream_runs else "skip (finished, same settings)"
         elif marker and marker.get("hash") == digest:
             action = "resume"
         elif marker:
             action = "re-run (settings or input changed)"
         else:
             action = "run"
+        upstream_runs = upstream_runs or not action.startswith(("skip", "off"))
         steps.append({"stage": name, "action": action, "hash": digest})
         previous = digest
     return steps

@@ -58,11 +58,14 @@ def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
 
 def run_export(ctx: Context, section: ExportSection) -> tuple[list[Path], dict]:
     from .export import export, parse_formats, parse_split
-    from .records import read_all
+    from .records import read_all, write_jsonl
 
     inputs = ctx.latest_data()
+    records = read_all(inputs)
+    # the run's final dataset at the top of the run directory (DESIGN.md), which the report reads
+    write_jsonl(ctx.pipeline.out / "accepted.jsonl", records)
     out = ctx.dir("export")
-    result = export(read_all(inputs), out, parse_formats(section.formats), split=parse_split(section.split),
+    result = export(records, out, parse_formats(section.formats), split=parse_split(section.split),
                     seed=ctx.pipeline.seed, system=section.system, hf=section.hf, license=section.license,
                     name=ctx.pipeline.out.name, sources=inputs)
     return [out], result
@@ -98,12 +101,20 @@ def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
     from .evaluate import EvalOptions, evaluate, write_outputs
 
     out = ctx.dir("eval")
+    try:
+        data = _export_file(ctx, "test")
+    except FileNotFoundError:
+        try:  # a small dataset may leave the test split empty; the validation split is still held out
+            data = _export_file(ctx, "validation")
+        except FileNotFoundError:
+            ctx.log("[eval] no held-out records (test and validation splits are empty); skipped")
+            return [], {"skipped": "no held-out records"}
     adapters = [str(ctx.dir("finetune"))] if "finetune" in ctx.outputs else []
     base_model = ctx.pipeline.stages["finetune"].base_model if ctx.pipeline.stages.get("finetune") else None
     options = EvalOptions(max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
                           max_len=section.max_len, limit=section.limit)
     labels_from = [str(p) for p in ctx.outputs.get("augment") or ctx.outputs.get("clean") or []]
-    report = evaluate([str(_export_file(ctx, "test"))], base_model=base_model, adapters=adapters, options=options,
+    report = evaluate([str(data)], base_model=base_model, adapters=adapters, options=options,
                       labels_from=labels_from, log=ctx.log)
     write_outputs(report, out)
     return [out], report
