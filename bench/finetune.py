@@ -62,11 +62,12 @@ def cpu_seconds() -> float:
 
 
 def run_sftdata(args: argparse.Namespace) -> dict:
-    from sftdata.finetune.runtime import load_base
+    from transformers import AutoTokenizer
+
     from sftdata.finetune.train import FinetuneConfig, finetune
     from sftdata.records import write_jsonl
 
-    _, tokenizer, _ = load_base(args.base_model)
+    tokenizer = AutoTokenizer.from_pretrained(args.base_model)  # the stage loads the model itself
     records, examples = examples_for(tokenizer, args.examples, args.max_len)
     with tempfile.TemporaryDirectory() as tmp:
         data = Path(tmp) / "data.jsonl"

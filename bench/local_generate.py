@@ -44,17 +44,17 @@ def make_prompts(n: int) -> list[str]:
     return [TASKS[i % len(TASKS)].format(TOPICS[(i * 5 + i // len(TASKS)) % len(TOPICS)]) for i in range(n)]
 
 
-def run_engine(engine: Engine, prompts: list[str], max_new: int, params: dict) -> tuple[int, float]:
+def run_engine(engine: Engine, prompts: list[str], max_new: int, params: dict) -> tuple[int, float, float]:
     requests = [Request.chat(p, max_tokens=max_new, seed=i, **params) for i, p in enumerate(prompts)]
-    started = time.perf_counter()
+    started, cpu = time.perf_counter(), time.process_time()
     completions = engine.generate(requests)
-    seconds = time.perf_counter() - started
+    seconds, cpu = time.perf_counter() - started, time.process_time() - cpu
     assert len(completions) == len(prompts) and all(c.ok for c in completions)
-    return sum(c.usage.completion_tokens for c in completions), seconds
+    return sum(c.usage.completion_tokens for c in completions), seconds, cpu
 
 
 def run_baseline(model, tokenizer, prompts: list[str], max_new: int, params: dict,
-                 threads: ThreadChooser) -> tuple[int, float]:
+                 threads: ThreadChooser) -> tuple[int, float, float]:
     """Plain transformers generation, one prompt at a time (what a simple script does).
 
     It gets the same thread choice as the engine (measured, see sftdata.llm.threads): with two
@@ -63,19 +63,20 @@ def run_baseline(model, tokenizer, prompts: list[str], max_new: int, params: dic
     sampling = params["temperature"] > 0
     extra = {"do_sample": True, "temperature": params["temperature"], "top_p": params["top_p"]} if sampling \
         else {"do_sample": False}
-    tokens, seconds = 0, 0.0
+    tokens, seconds, cpu = 0, 0.0, 0.0
     for i, prompt in enumerate(prompts):
         ids = tokenizer.apply_chat_template([{"role": "user", "content": prompt}], add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
         torch.manual_seed(i)
         threads.maybe_adjust()
-        started = time.perf_counter()
+        started, cpu_started = time.perf_counter(), time.process_time()
         with torch.inference_mode():
             out = model.generate(**ids, max_new_tokens=max_new, pad_token_id=tokenizer.pad_token_id, **extra)
         seconds += time.perf_counter() - started
+        cpu += time.process_time() - cpu_started
         tokens += out.shape[1] - ids["input_ids"].shape[1]
     threads.restore()
-    return tokens, seconds
+    return tokens, seconds, cpu
 
 
 def main() -> int:
@@ -104,13 +105,14 @@ def main() -> int:
     failed = False
     for mode in args.modes.split(","):
         params = MODES[mode]
-        e_tokens, e_seconds = run_engine(engine, prompts, args.max_new_tokens, params)
-        b_tokens, b_seconds = run_baseline(model, tokenizer, prompts, args.max_new_tokens, params, threads)
+        e_tokens, e_seconds, e_cpu = run_engine(engine, prompts, args.max_new_tokens, params)
+        b_tokens, b_seconds, b_cpu = run_baseline(model, tokenizer, prompts, args.max_new_tokens, params, threads)
         engine_rate, base_rate = e_tokens / e_seconds, b_tokens / b_seconds
         ratio = engine_rate / base_rate
         print(f"  {mode}: engine {e_tokens} tokens in {e_seconds:.1f} s, baseline {b_tokens} tokens in "
-              f"{b_seconds:.1f} s; threads now {threads.choice} (1-min load average "
-              f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)", flush=True)
+              f"{b_seconds:.1f} s; per CPU-second {e_tokens / e_cpu:.0f} vs {b_tokens / b_cpu:.0f} tokens; "
+              f"threads now {threads.choice} (1-min load average {os.getloadavg()[0]:.1f} on "
+              f"{os.cpu_count()} cores: above the core count, other processes share the CPU)", flush=True)
         print(f"local_generate {mode}: engine {engine_rate:.1f} tok/s, baseline {base_rate:.1f} tok/s, "
               f"ratio {ratio:.2f}x", flush=True)
         if mode == "sampling" and ratio < args.min_ratio:

@@ -7,6 +7,7 @@ Each section of the file maps onto a dataclass; every key must be one of its fie
 from __future__ import annotations
 
 import dataclasses
+import re
 import sys
 import types
 import typing
@@ -23,19 +24,46 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """safe_load, except that a key given twice in one mapping is an error: PyYAML would keep the
+    last one and silently drop the first (a second ``generate:`` section replacing the first)."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=deep)
+            try:
+                duplicate = key in seen
+            except TypeError:  # an unhashable key: the base class reports it
+                break
+            if duplicate:
+                raise yaml.constructor.ConstructorError(
+                    None, None, f"duplicate key {key!r} (first given at line {seen[key]})", key_node.start_mark)
+            seen[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep=deep)
+
+
 def load_file(path: str | Path) -> dict[str, Any]:
     """Parse a YAML or TOML file into a dict; syntax errors name the file and line."""
     path = Path(path)
     if not path.is_file():
         raise DataError(path, None, "no such config file")
-    text = path.read_text(encoding="utf-8")
+    raw = path.read_bytes()
     try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.safe_load(text)
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise DataError(path, raw[: exc.start].count(b"\n") + 1, f"invalid UTF-8 at byte {exc.start}") from None
+    try:
+        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DataError(path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    except tomllib.TOMLDecodeError as exc:
-        raise DataError(path, getattr(exc, "lineno", None), f"invalid TOML: {exc}") from None
+    except tomllib.TOMLDecodeError as exc:  # Python < 3.14 has the line only in the message
+        where = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(where.group(1)) if where else None)
+        raise DataError(path, line, f"invalid TOML: {exc}") from None
     if data is None:
         raise DataError(path, None, "config file is empty")
     if not isinstance(data, dict):

@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -160,25 +161,57 @@ def iter_json_lines(path: str | os.PathLike[str]) -> Iterator[tuple[int, Any]]:
         for number, raw in enumerate(_bounded_lines(fh, path), start=1):
             if number == 1 and raw.startswith(b"\xef\xbb\xbf"):
                 raise DataError(path, 1, "file starts with a UTF-8 byte-order mark (BOM); save it as UTF-8 without BOM")
+            if number == 1 and raw.startswith((b"\xff\xfe", b"\xfe\xff")):
+                raise DataError(path, 1, "file is UTF-16 (it starts with a UTF-16 byte-order mark); save it as UTF-8")
             try:
                 text = raw.decode("utf-8")
             except UnicodeDecodeError as exc:
                 raise DataError(path, number, f"invalid UTF-8 at byte {exc.start}") from None
             if not text.strip():
                 continue
-            try:
-                obj = json.loads(text)
-            except json.JSONDecodeError as exc:
-                hint = ""
-                if number == 1 and text.lstrip().startswith("["):
-                    hint = " (this looks like a JSON array; sftdata reads JSONL: one object per line)"
-                raise DataError(path, number, f"invalid JSON: {exc.msg} at column {exc.colno}{hint}") from None
+            obj = _parse_line(text, path, number)
             if isinstance(obj, list):
                 raise DataError(path, number, "a JSON array, expected one JSON object per line (JSONL)")
             seen_any = True
             yield number, obj
     if not seen_any:
         raise DataError(path, None, "file is empty: no records")
+
+
+_LONE_SURROGATE = re.compile(r"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _no_constant(name: str) -> Any:
+    raise ValueError(f"{name} is not valid JSON (write null, a number or a string)")
+
+
+_DECODER = json.JSONDecoder(parse_constant=_no_constant)  # one decoder: json.loads(..., **kw) builds one per call
+
+
+def _parse_line(text: str, path: Path, number: int) -> Any:
+    """One JSON value, or DataError: bad syntax, NaN / Infinity (our writers could not write them back
+    as JSON), nesting too deep for the parser, an integer too long to convert, or a \\uD800-style
+    escape that is half a character (no UTF-8 file can hold it, so the output would fail half-written)."""
+    try:
+        obj = _DECODER.decode(text)
+    except json.JSONDecodeError as exc:
+        hint = ""
+        if number == 1 and text.lstrip().startswith("["):
+            hint = " (this looks like a JSON array; sftdata reads JSONL: one object per line)"
+        msg = exc.msg.removesuffix(" at")  # "Unterminated string starting at" + our "at column"
+        raise DataError(path, number, f"invalid JSON: {msg} at column {exc.colno}{hint}") from None
+    except RecursionError:
+        raise DataError(path, number, "invalid JSON: nested too deeply") from None
+    except ValueError as exc:  # NaN / Infinity, or an integer beyond the conversion limit
+        what = "a number longer than 4300 digits" if "integer string conversion" in str(exc) else str(exc)
+        raise DataError(path, number, f"invalid JSON: {what}") from None
+    if _LONE_SURROGATE.search(text):
+        try:
+            json.dumps(obj, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise DataError(path, number, "a \\u escape encodes half a character (a lone surrogate such "
+                                          "as \\ud800); it cannot be written as UTF-8") from None
+    return obj
 
 
 def _bounded_lines(fh: Any, path: Path) -> Iterator[bytes]:

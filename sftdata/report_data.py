@@ -186,6 +186,8 @@ def rejections(files: Sequence[tuple[str, Path]]) -> dict[str, dict[str, int]]:
     """Rejected records per stage and reason, from every rejected.jsonl found."""
     table: dict[str, Counter[str]] = {}
     for hint, path in files:
+        if path.stat().st_size == 0:  # a stage that rejected nothing
+            continue
         for _number, row in iter_json_lines(path):
             row = row if isinstance(row, dict) else {}
             stage = str(row.get("stage") or hint or "unknown")

@@ -9,7 +9,16 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
+from .errors import DataError
 from .pipeline import CleanSection, Context, EvalSection, ExportSection, ReportSection
+
+
+def _kept(paths: list[Path], stage: str) -> list[Path]:
+    """The non-empty files of ``paths``; an error naming the stage when every one is empty."""
+    kept = [p for p in paths if p.exists() and p.stat().st_size > 0]
+    if not kept:
+        raise DataError(paths[-1], None, f"the {stage} stage kept no records; see its rejected.jsonl for why")
+    return kept
 
 
 def _llm_config(ctx: Context):
@@ -22,7 +31,7 @@ def run_generate(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     config = dataclasses.replace(section, seeds=list(ctx.pipeline.seeds))
     out = ctx.dir("generate")
     result = generate(config, _llm_config(ctx), out, progress=ctx.progress)
-    return [out / "accepted.jsonl"], result
+    return _kept([out / "accepted.jsonl"], "generate"), result
 
 
 def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
@@ -32,7 +41,7 @@ def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     # generated records are compared with the seeds they grew from (not when the seeds are the input)
     against = ctx.seed_files() if "generate" in ctx.outputs else []
     result = filter_files(ctx.latest_data(), out, section, against, progress=ctx.progress)
-    return [out / "accepted.jsonl"], result
+    return _kept([out / "accepted.jsonl"], "filter"), result
 
 
 def run_clean(ctx: Context, section: CleanSection) -> tuple[list[Path], dict]:
@@ -43,7 +52,7 @@ def run_clean(ctx: Context, section: CleanSection) -> tuple[list[Path], dict]:
                                       outlier_short=section.outlier_short)
     out = ctx.dir("clean")
     result = clean_files(ctx.latest_data(), out, config, progress=ctx.progress)
-    return [out / "accepted.jsonl"], result
+    return _kept([out / "accepted.jsonl"], "clean"), result
 
 
 def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
@@ -53,7 +62,8 @@ def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     out = ctx.dir("augment")
     result = augment(section, _llm_config(ctx), inputs, out, progress=ctx.progress)
     # augment writes only the new records; the next stage gets the input set and them together
-    return [*inputs, out / "accepted.jsonl"], result
+    new = out / "accepted.jsonl"
+    return [*inputs, new] if new.exists() and new.stat().st_size > 0 else inputs, result
 
 
 def run_export(ctx: Context, section: ExportSection) -> tuple[list[Path], dict]:

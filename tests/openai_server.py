@@ -236,19 +236,42 @@ class OpenAIServer:
 
 
 def _serve_forever() -> None:
-    """``python tests/openai_server.py [--latency S]``: serve in its own process; prints the URL."""
+    """``python tests/openai_server.py [--latency S] [--mode generate --seeds FILE]``: serve in its own
+    process; prints the URL. With ``--until-eof`` it stops when its stdin closes and prints
+    ``{"requests": N}`` (the chat requests it received) first."""
     import argparse
+    import sys
+    from pathlib import Path
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--latency", type=float, default=0.0)
-    parser.add_argument("--reply", default="OK")
+    parser.add_argument("--reply", default="OK", help="echo mode: the text of every reply")
+    parser.add_argument("--mode", choices=["echo", "generate"], default="echo",
+                        help="generate: the scripted model of tests/integration/generate_replies.py")
+    parser.add_argument("--seeds", help="generate mode: the seed file the run uses")
+    parser.add_argument("--lang", default="en", help="generate mode: the run's language")
+    parser.add_argument("--until-eof", action="store_true", help="stop when stdin closes")
     args = parser.parse_args()
-    server = OpenAIServer(reply=lambda body, n: args.reply, latency=args.latency).start()
+    reply: ReplyFn = lambda body, n: args.reply  # noqa: E731
+    if args.mode == "generate":
+        sys.path.insert(0, str(Path(__file__).resolve().parent / "integration"))
+        sys.modules.setdefault("openai_server", sys.modules[__name__])  # one Reply class, not two
+        from generate_replies import make_reply
+
+        with open(args.seeds, encoding="utf-8") as fh:
+            seeds = [json.loads(line)["instruction"] for line in fh if line.strip()]
+        reply = make_reply(seeds, args.lang)
+    server = OpenAIServer(reply=reply, latency=args.latency).start()
     print(server.url, flush=True)
     try:
-        threading.Event().wait()
+        if args.until_eof:
+            sys.stdin.read()
+        else:
+            threading.Event().wait()
     except KeyboardInterrupt:
-        server.stop()
+        pass
+    print(json.dumps({"requests": server.count}), flush=True)
+    server.stop()
 
 
 if __name__ == "__main__":

@@ -146,7 +146,8 @@ class RougeIndex:
 
     @property
     def stats(self) -> dict:
-        """Counters: texts stored, posting entries scanned, pairs scored with the LCS kernel, re-rankings."""
+        """Counters: texts stored, entries in the posting lists probed (a probe stops early within a
+        list), pairs scored with the LCS kernel, re-rankings of the elements."""
         return {"texts": len(self._texts), "postings_scanned": int(self._state[K.S_SCANNED]),
                 "pairs_scored": int(self._state[K.S_VERIFIED]), "rerankings": int(self._state[K.S_FREEZES])}
 

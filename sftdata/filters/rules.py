@@ -269,8 +269,10 @@ def _opener(ch: str) -> bool:
 
 
 def _expected(config: FilterConfig, expected_lang: str | None) -> str | None:
-    lang = config.lang or expected_lang
-    return lang.split("-")[0].lower() if lang else None
+    if config.lang:
+        return config.lang
+    lang = expected_lang.split("-")[0].lower() if expected_lang else None
+    return lang if lang in known_langs() else None  # a record's "unknown" or "English" sets nothing
 
 
 def check_instruction(text: str, config: FilterConfig,

@@ -189,8 +189,8 @@ def tokenize_example(tokenizer: Any, record: Record, max_len: int) -> TokenizedE
     prompt_ids, reply_ids = (list(ids) for ids in
                              tokenizer([prompt_text, reply_text], add_special_tokens=False).input_ids)
     prompt_ids = _drop_double_bos(tokenizer, prompt_ids)
-    reply_ids = _close_turn(tokenizer, reply_ids)
-    if len(reply_ids) < 2:  # only the end-of-turn token: the template dropped the reply text
+    reply_ids, n_text = _close_turn(tokenizer, reply_ids)
+    if n_text == 0:  # the template dropped the reply text: only end-of-turn would be trained
         raise _data_error(record, "zero trainable reply tokens after rendering with the chat template")
 
     truncated = False
@@ -205,13 +205,13 @@ def tokenize_example(tokenizer: Any, record: Record, max_len: int) -> TokenizedE
                             labels=[IGNORE] * len(prompt_ids) + reply_ids, truncated=truncated)
 
 
-def _close_turn(tokenizer: Any, reply_ids: list[int]) -> list[int]:
-    """End the reply at the template's end-of-turn token (the last special token), or append EOS."""
+def _close_turn(tokenizer: Any, reply_ids: list[int]) -> tuple[list[int], int]:
+    """End the reply at the template's end-of-turn token (its last special token), appending EOS
+    when there is none. Returns the ids and how many of them are reply text (not special)."""
     special = _special_ids(tokenizer)
-    for index in range(len(reply_ids) - 1, 0, -1):
-        if reply_ids[index] in special:
-            return reply_ids[:index + 1]
-    return reply_ids + [tokenizer.eos_token_id]
+    last = max((i for i, t in enumerate(reply_ids) if t in special), default=None)
+    closed = reply_ids[:last + 1] if last is not None else reply_ids + [tokenizer.eos_token_id]
+    return closed, sum(1 for t in closed[:-1] if t not in special)
 
 
 def _cut_prompt(tokenizer: Any, prompt_ids: list[int], room: int) -> list[int]:

@@ -190,7 +190,7 @@ def json_items(text: str) -> list[Any] | None:
         return None
     try:
         value = json.loads(body)
-    except ValueError:
+    except (ValueError, RecursionError):  # RecursionError: a reply nested thousands of levels deep
         return None
     if isinstance(value, dict):
         lists = [v for v in value.values() if isinstance(v, list)]

@@ -1,9 +1,10 @@
 """The decode state of the local engine: the rows generating together and one step of all of them.
 
 A :class:`Batch` holds, for the rows being decoded, their KV cache (:mod:`sftdata.llm.kv_cache`),
-attention mask, next positions and tokens, and per-row sampling parameters. Rows leave it the
-step they finish (their cache rows are dropped) and new rows join it after their prefill (their
-cache is left-padded to the batch's width), which is how the engine keeps the batch full.
+attention mask, next positions and tokens, and per-row sampling parameters. A row is done the step
+it finishes; its tensors are dropped in bulk once enough rows are done (each drop copies the cache).
+New rows join after their prefill, their cache left-padded to the batch's width: that is how the
+engine keeps the batch full (continuous batching).
 """
 
 from __future__ import annotations

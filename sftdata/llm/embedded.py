@@ -46,7 +46,7 @@ def gguf_path() -> Path:
 def embedded_model_dir() -> Path:
     """The embedded model as a plain HF model directory, dequantizing the GGUF on the first call."""
     target = paths.home() / "models" / EMBEDDED_NAME
-    if (target / "config.json").is_file():
+    if (target / "config.json").is_file() and not _stale(target):
         return target
     source = gguf_path()
     target.parent.mkdir(parents=True, exist_ok=True)
@@ -54,6 +54,8 @@ def embedded_model_dir() -> Path:
     tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}.", dir=target.parent))
     try:
         _dequantize_gguf(source, tmp)
+        if target.exists():  # stale: replaced whole, never mixed with the new files
+            shutil.rmtree(target, ignore_errors=True)
         try:
             os.rename(tmp, target)
         except OSError:
@@ -64,13 +66,21 @@ def embedded_model_dir() -> Path:
     return target
 
 
+def _stale(target: Path) -> bool:
+    """True when the cache was built from a different GGUF than the one installed now."""
+    try:
+        built = json.loads((target / _SOURCE_FILE).read_text(encoding="utf-8"))
+        source = gguf_path()
+    except (OSError, ValueError, ConfigError):
+        return False  # nothing to compare with: the cache is all there is
+    return built.get("gguf") != source.name or built.get("bytes") != source.stat().st_size
+
+
 def _dequantize_gguf(source: Path, out: Path) -> None:
     """Load the GGUF with transformers and save it as safetensors + tokenizer files into ``out``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
-    from transformers.utils import logging as hf_logging
 
-    hf_logging.disable_progress_bar()  # the dequantize bar would interleave with our own output
     tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
     quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name,
                                                      dtype=torch.float32)

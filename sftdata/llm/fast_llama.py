@@ -213,5 +213,7 @@ def _prefill_attention(layer: _Layer, q: torch.Tensor, keys: torch.Tensor, value
 
 def make_forward(model: Any) -> FastLlama | HFForward:
     if isinstance(model, LiteModel):
-        return FastLlama(model.config, model.weights)
+        forward = FastLlama(model.config, model.weights)
+        model.weights = {}  # the forward holds what it uses; the unfused q/k/v and gate/up copies can go
+        return forward
     return HFForward(model) if unsupported_reason(model) else FastLlama.from_hf(model)

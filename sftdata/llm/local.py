@@ -154,8 +154,12 @@ class Engine:
 
     # ------------------------------------------------------------ preparing
     def _prepare(self, index: int, request: Request) -> Row | Completion:
-        text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True,
-                                                  tokenize=False)
+        try:
+            text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True,
+                                                      tokenize=False)
+        except Exception as exc:  # noqa: BLE001 - e.g. a template that rejects a role: this request fails
+            return Completion(text="", finish_reason="error", model=self.model_name, error=type(exc).__name__,
+                              error_detail=f"chat template: {exc}"[:500])
         prompt = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         room = self.max_positions - len(prompt)
         if room <= 0:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import random
+import re
 import time
 from dataclasses import dataclass
 
@@ -33,6 +34,9 @@ class RetryPolicy:
         if retry_after is not None:
             return min(self.max_retry_after, max(retry_after, 0.0))
         return jittered
+
+
+_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
 class MalformedReply(Exception):
@@ -141,6 +145,9 @@ class OpenAIBackend:
         text = choice.message.content if choice.message is not None else None
         if text is None:
             raise MalformedReply("reply has no message content")
+        # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
+        # (journal, cache) can hold: it would stop the run mid-write
+        text = _LONE_SURROGATE.sub("\ufffd", text)
         usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0) \
             if response.usage else Usage()
         return Completion(text=text, finish_reason=choice.finish_reason or "stop", usage=usage,

@@ -19,6 +19,18 @@ ROOT = Path(__file__).resolve().parents[2]
 SFTDATA = Path(sys.executable).parent / "sftdata"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def one_thread():
+    """The reference runs (transformers' generate) use one thread: on a machine other processes keep
+    busy, two OpenMP threads can run 10x slower, and on an idle one batch-1 generation gains little."""
+    import torch
+
+    before = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(before)
+
+
 @pytest.fixture(scope="session")
 def home(tmp_path_factory):
     """An empty SFTDATA_HOME for this session; this process and its children use it."""
@@ -77,6 +89,7 @@ def test_second_call_loads_from_the_cache_in_under_5_seconds(home, first_chat):
     script = ("import time; t, c = time.perf_counter(), time.process_time()\n"
               "from sftdata.llm.local import LocalBackend\n"
               "LocalBackend().engine()\n"
+              "import sys; assert 'transformers' not in sys.modules, 'the cached model needs no transformers'\n"
               "print(time.perf_counter() - t, time.process_time() - c)\n")
     done = subprocess.run([sys.executable, "-c", script], env=offline_env(home), cwd=ROOT,
                           capture_output=True, text=True, timeout=300)
@@ -151,7 +164,7 @@ def test_the_lean_forward_matches_transformers_exactly_in_float32(backend):
     from sftdata.llm.local import Engine
 
     model, tokenizer = load_model_and_tokenizer(dtype=torch.float32)
-    requests = [Request.chat(p, temperature=0, max_tokens=20) for p in ("Name three primary colors.", "hi")]
+    requests = [Request.chat(p, temperature=0, max_tokens=12) for p in ("Name three primary colors.", "hi")]
     fast = Engine(model, tokenizer, batch_size=2)
     assert isinstance(fast.forward, FastLlama)
     generic = Engine(model, tokenizer, batch_size=2)
@@ -162,6 +175,65 @@ def test_the_lean_forward_matches_transformers_exactly_in_float32(backend):
     for request, text in zip(requests, texts):  # and both match plain generate, one prompt at a time
         ids = tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True,
                                             return_tensors="pt", return_dict=True)
-        out = model.generate(**ids, max_new_tokens=20, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+        out = model.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
         assert tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True) == text
     assert time.perf_counter() - started < 120
+
+
+def test_the_lite_loader_tokenizes_and_templates_like_transformers(backend):
+    from transformers import AutoTokenizer
+
+    from sftdata.llm.embedded import embedded_model_dir
+    from sftdata.llm.lite import LiteModel, LiteTokenizer, unsupported_reason
+
+    directory = embedded_model_dir()
+    assert unsupported_reason(directory) is None
+    assert isinstance(backend.engine().model, LiteModel)  # the default path skips transformers
+    lite, hf = LiteTokenizer(directory), AutoTokenizer.from_pretrained(directory)
+    conversations = [[{"role": "user", "content": "Name three primary colors."}],
+                     [{"role": "system", "content": "Be brief."}, {"role": "user", "content": "你好，世界！ ünïcode 🙂"}],
+                     [{"role": "user", "content": "a\n\n  spaced   out\t"}, {"role": "assistant", "content": "ok"},
+                      {"role": "user", "content": "<|im_end|> inside"}]]
+    for messages in conversations:
+        text = lite.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        assert text == hf.apply_chat_template(messages, add_generation_prompt=True, tokenize=False)
+        ids = lite(text, add_special_tokens=False)["input_ids"]
+        assert ids == hf(text, add_special_tokens=False)["input_ids"]
+        for skip in (True, False):
+            assert lite.decode(ids, skip_special_tokens=skip) == hf.decode(ids, skip_special_tokens=skip)
+    assert (lite.eos_token_id, lite.pad_token_id) == (hf.eos_token_id, hf.pad_token_id)
+
+
+def test_a_lora_adapter_is_merged_and_runs_on_the_lean_path(backend, tmp_path, monkeypatch):
+    import torch
+    from peft import LoraConfig, PromptTuningConfig, get_peft_model
+
+    from sftdata.llm.embedded import load_model_and_tokenizer
+    from sftdata.llm.fast_llama import FastLlama
+    from sftdata.llm.local import LocalBackend
+
+    monkeypatch.setenv("SFTDATA_DTYPE", "float32")  # merged vs unmerged compared without bf16 rounding
+    torch.manual_seed(0)
+    base, tokenizer = load_model_and_tokenizer(dtype=torch.float32)
+    lora = get_peft_model(base, LoraConfig(r=8, lora_alpha=64, target_modules=["q_proj", "v_proj"],
+                                           init_lora_weights=False))  # random B: the adapter changes outputs
+    lora.save_pretrained(tmp_path / "lora")
+    request = Request.chat("Name three primary colors.", temperature=0, max_tokens=12)
+    ids = tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True,
+                                        return_tensors="pt", return_dict=True)
+    with torch.inference_mode():
+        out = lora.generate(**ids, max_new_tokens=12, do_sample=False, pad_token_id=tokenizer.pad_token_id)
+    want = tokenizer.decode(out[0, ids["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    tuned = LocalBackend(adapter=str(tmp_path / "lora"))
+    assert isinstance(tuned.engine().forward, FastLlama)
+    got = complete(tuned, [request])[0]
+    assert got.ok and got.text == want
+    assert got.text != complete(backend, [request])[0].text  # the adapter is really applied
+
+    # prompt tuning cannot merge: it runs through transformers' generate, still one completion each
+    prompt = get_peft_model(lora.unload(), PromptTuningConfig(task_type="CAUSAL_LM", num_virtual_tokens=4))
+    prompt.save_pretrained(tmp_path / "prompt")
+    plain = LocalBackend(adapter=str(tmp_path / "prompt"), batch_size=2)
+    answers = complete(plain, [request, Request.chat("Say hi.", temperature=0.7, max_tokens=6, seed=1)])
+    assert plain.engine().plain and [a.ok for a in answers] == [True, True] and answers[0].text

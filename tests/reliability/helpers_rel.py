@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import sqlite3
 import subprocess
 import sys
 import threading
@@ -131,6 +132,45 @@ def run_main(*args: str, home: Path, env: dict[str, str] | None = None) -> Resul
     return Result(code, out.getvalue(), err.getvalue())
 
 
+# Runs a command as its child and reports the child's pid, then its exit code and peak RSS. A process's
+# ru_maxrss counts the memory of the process it was forked from until it execs; from pytest (hundreds of
+# MB of imports) that would swamp the figure, from this small launcher it adds ~10 MB at most.
+_LAUNCHER = """
+import json, os, subprocess, sys
+child = subprocess.Popen(sys.argv[1:], stdout=subprocess.DEVNULL)
+print(json.dumps({"pid": child.pid}), flush=True)
+_, status, usage = os.wait4(child.pid, 0)
+print(json.dumps({"code": os.waitstatus_to_exitcode(status), "maxrss_mb": usage.ru_maxrss / 1024}), flush=True)
+"""
+
+
+@dataclass
+class Measured:
+    returncode: int
+    stderr: str
+    seconds: float
+    peak_rss_mb: float
+
+
+def run_measured(args: list[str], home: Path, timeout: float = 120, env: dict[str, str] | None = None,
+                 while_running: Callable[[int], None] | None = None) -> Measured:
+    """``args`` (a full command line) as a grandchild: exit code, stderr, seconds, its own peak RSS.
+    ``while_running(pid)`` is called with the command's pid while it runs (it may sample /proc/PID)."""
+    started = time.monotonic()
+    launcher = subprocess.Popen([sys.executable, "-c", _LAUNCHER, *args], stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True, env=env or cli_env(home), cwd=ROOT)
+    try:
+        pid = json.loads(launcher.stdout.readline())["pid"]
+        if while_running is not None:
+            while_running(pid)
+        stdout, stderr = launcher.communicate(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        launcher.kill()
+        raise
+    report = json.loads(stdout.strip().splitlines()[-1])
+    return Measured(report["code"], stderr, time.monotonic() - started, report["maxrss_mb"])
+
+
 def generate_args(seeds: Path, out: Path, url: str, *extra: str, num: int = 8) -> list[str]:
     """A small, fast ``sftdata generate`` against the loopback server."""
     return ["generate", "--seeds", str(seeds), "--out", str(out), "--base-url", url, "--model", "test-model",
@@ -210,10 +250,12 @@ def check_generate_accounting(out: Path, max_attempts: int = 4, single_run: bool
         referenced = {r.get("request_key") for r in pool}
         referenced |= {r["record"]["meta"].get("request_key") for r in rejected}
         log = rows(out / "requests.jsonl")
-        answered = {r["key"] for r in log if r["tag"] == "generate:instructions" and r["outcome"] == "ok"}
+        referenced |= {r["meta"].get("request_key") for r in accepted}
+        answered = {r["key"] for r in log if r["outcome"] == "ok"
+                    and r["tag"] in ("generate:instructions", "generate:alpaca")}
         silent = answered - referenced
-        assert len(silent) == stats["replies"].get("instructions_empty", 0), \
-            f"{len(silent)} answered instruction requests left no trace"
+        empty = stats["replies"].get("instructions_empty", 0) + stats["replies"].get("alpaca_empty", 0)
+        assert answered and len(silent) == empty, f"{len(silent)} answered requests left no trace"
     return stats
 
 
@@ -236,6 +278,24 @@ def check_augment_accounting(out: Path, parents: int, ops: int, max_attempts: in
     failed = sum(c["failed"] for c in counts.values())
     assert failed <= llm["failed"] and (failed == 0) == (llm["failed"] == 0 or not single_run)
     return stats
+
+
+def cache_keys(path: Path) -> set[str]:
+    """The keys of every response a run directory's cache holds."""
+    if not path.exists():
+        return set()
+    with sqlite3.connect(path) as db:
+        return {row[0] for row in db.execute("SELECT key FROM responses")}
+
+
+def body_key(body: dict) -> str:
+    """The cache key of a request body the server received (as the client computes it)."""
+    from sftdata.llm.base import Request
+
+    request = Request(messages=tuple((m["role"], m["content"]) for m in body["messages"]),
+                      temperature=body["temperature"], top_p=body["top_p"], max_tokens=body["max_tokens"],
+                      stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
+    return request.cache_key("openai", "test-model")
 
 
 # ---------------------------------------------------------------- scripted models
@@ -285,7 +345,7 @@ def free_port() -> int:
         return sock.getsockname()[1]
 
 
-__all__ = ["OpenAIServer", "Reply", "Recorder", "rows", "stats_of", "outputs", "run_cli", "run_main", "Result", "spawn_cli", "cli_env",
+__all__ = ["OpenAIServer", "Reply", "Recorder", "rows", "stats_of", "outputs", "run_cli", "run_main", "Result", "run_measured", "Measured", "spawn_cli", "cli_command", "cli_env",
            "generate_args", "augment_args", "check_generate_accounting", "check_augment_accounting",
            "check_llm_accounting", "write_seeds", "write_rows", "generate_model", "stop_after", "free_port",
-           "without_server_ids", "SEED_INSTRUCTIONS", "AUGMENT_INPUTS", "ROOT"]
+           "without_server_ids", "cache_keys", "body_key", "SEED_INSTRUCTIONS", "AUGMENT_INPUTS", "ROOT"]

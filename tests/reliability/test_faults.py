@@ -9,7 +9,6 @@ rejected row, a failure in failures.jsonl, or a counted empty reply); stats.json
 from __future__ import annotations
 
 import json
-import sqlite3
 import time
 from pathlib import Path
 
@@ -20,6 +19,8 @@ from helpers_rel import (
     Recorder,
     Reply,
     augment_args,
+    body_key,
+    cache_keys,
     check_augment_accounting,
     check_generate_accounting,
     free_port,
@@ -33,8 +34,6 @@ from helpers_rel import (
     stop_after,
 )
 from test_augment import FakeModel
-
-from sftdata.llm.base import Request
 
 MAX_ATTEMPTS = 4
 AUGMENT_OPS = 3  # constraints, deepen, paraphrase (augment_args)
@@ -93,6 +92,18 @@ def test_generate_survives_transient_fault(tmp_path, make_server, seeds, case, f
     assert llm["attempts"] - llm["succeeded"] == 2 * fault["count"], llm
 
 
+def test_generate_alpaca_mode_survives_mixed_faults(tmp_path, make_server, seeds):
+    server, _ = start(make_server, generate_model())
+    for kind in ("500", "reset", "malformed", "429", "empty_choices"):
+        server.inject(kind, count=1)
+    proc = run_main(*generate_args(seeds, tmp_path / "run", server.url, "--mode", "alpaca",
+                                   "--alpaca-tasks-per-request", "5"), home=tmp_path)
+    assert_clean_exit(proc)
+    stats = check_generate_accounting(tmp_path / "run", MAX_ATTEMPTS)
+    assert stats["finished"] and stats["instructions"] == 8 and stats["llm"]["failed"] == 0
+    assert stats["llm"]["attempts"] == server.count == stats["llm"]["succeeded"] + 5
+
+
 def test_generate_request_failing_every_retry_goes_to_failures(tmp_path, make_server, seeds):
     # the first round holds two instruction requests: 2 x 4 attempts, all 500
     server, _ = start(make_server, generate_model())
@@ -134,6 +145,41 @@ def test_generate_reply_in_the_wrong_language_is_rejected(tmp_path, make_server,
     assert len(language) >= 5 and all(r["record"]["instruction"].startswith("请") for r in language)
 
 
+def corrupting(model, numbers: set[int], corrupt):
+    """A Recorder plan: the replies to arrivals ``numbers`` are the model's, passed through ``corrupt``."""
+    def plan(n: int, body: dict) -> Reply | None:
+        if n not in numbers:
+            return None
+        out = model(body, n)
+        reply = out if isinstance(out, Reply) else Reply(out)
+        return Reply(corrupt(reply.text), finish_reason=reply.finish_reason)
+    return plan
+
+
+def all_utf8(out: Path) -> str:
+    text = "".join(p.read_bytes().decode("utf-8") for p in sorted(out.glob("*.jsonl")))  # strict: raises if not
+    return text
+
+
+def test_generate_reply_holding_half_a_character_is_kept_as_a_replacement(tmp_path, make_server, seeds):
+    """A \\ud800 escape in the JSON body decodes to a lone surrogate: no UTF-8 file can hold it."""
+    model = generate_model()
+    server = make_server(reply=Recorder(model, corrupting(model, {1, 4, 7, 10, 13}, lambda t: t.replace("e", "e\ud800"))))
+    proc = run_main(*generate_args(seeds, tmp_path / "run", server.url), home=tmp_path)
+    assert_clean_exit(proc)
+    check_generate_accounting(tmp_path / "run", MAX_ATTEMPTS)
+    assert "\ufffd" in all_utf8(tmp_path / "run")
+
+
+def test_generate_reply_of_deeply_nested_json_is_unparsable_not_fatal(tmp_path, make_server, seeds):
+    model = generate_model()
+    server = make_server(reply=Recorder(model, corrupting(model, {1}, lambda t: "[" * 5000)))
+    proc = run_main(*generate_args(seeds, tmp_path / "run", server.url), home=tmp_path)
+    assert_clean_exit(proc)
+    stats = check_generate_accounting(tmp_path / "run", MAX_ATTEMPTS)
+    assert stats["unparsable_replies"] >= 1
+
+
 def test_retry_after_is_followed_and_backoff_is_bounded(tmp_path, make_server, seeds):
     """Two 429s with Retry-After: 0.5 while the own backoff would wait 3 s: the server's value wins.
     Then two 429s without it: the own backoff (--retry-base 0.01) applies."""
@@ -168,7 +214,7 @@ def test_generate_endpoint_that_stays_unusable_exits_3_then_resumes(tmp_path, ma
     assert_clean_exit(proc, 3)
     assert time.monotonic() - started < 30
     last = proc.stderr.strip().splitlines()[-1]
-    assert last.startswith("error: the endpoint failed") and "503" in last or "InternalServerError" in last, last
+    assert last.startswith("error: the endpoint failed") and "InternalServerError" in last, last
     log, failures = rows(out / "requests.jsonl"), rows(out / "failures.jsonl")
     assert len(failures) == len(log) >= 5 and all(r["attempts"] == MAX_ATTEMPTS for r in log)
     assert server.count == MAX_ATTEMPTS * len(log)  # bounded: exactly max-attempts per request
@@ -189,18 +235,6 @@ def test_generate_endpoint_down_at_start_exits_3(tmp_path, seeds):
     assert message.startswith("error: the endpoint failed") and "refused" in message.lower(), message
     failures = rows(tmp_path / "run" / "failures.jsonl")
     assert len(failures) >= 5 and all("refused" in f["detail"].lower() for f in failures)
-
-
-def cache_keys(path: Path) -> set[str]:
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT key FROM responses")}
-
-
-def body_key(body: dict) -> str:
-    request = Request(messages=tuple((m["role"], m["content"]) for m in body["messages"]),
-                      temperature=body["temperature"], top_p=body["top_p"], max_tokens=body["max_tokens"],
-                      stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
-    return request.cache_key("openai", "test-model")
 
 
 def dies_then_recovers(tmp_path: Path, make_server, model_factory, args_for, die_at: int) -> tuple[Path, Recorder]:
@@ -281,6 +315,18 @@ def test_augment_rewrite_in_the_wrong_language_is_rejected(tmp_path, make_server
     assert_clean_exit(proc)
     stats = check_augment_accounting(tmp_path / "out", len(AUGMENT_INPUTS), AUGMENT_OPS, MAX_ATTEMPTS)
     assert stats["ops"]["deepen"]["eliminated"] == {"language": len(AUGMENT_INPUTS)}
+
+
+def test_augment_reply_holding_half_a_character_or_deep_brackets_is_handled(tmp_path, make_server, augment_input):
+    model = FakeModel()
+    corrupt = {2: lambda t: t.replace("e", "e\ud800"), 5: lambda t: "[" * 5000, 9: lambda t: t + "\udfff"}
+    def plan(n: int, body: dict) -> Reply | None:
+        return Reply(corrupt[n](model(body, n))) if n in corrupt else None
+    server = make_server(reply=Recorder(model, plan))
+    proc = run_main(*augment_args(augment_input, tmp_path / "out", server.url, "--concurrency", "1"), home=tmp_path)
+    assert_clean_exit(proc)
+    check_augment_accounting(tmp_path / "out", len(AUGMENT_INPUTS), AUGMENT_OPS, MAX_ATTEMPTS)
+    all_utf8(tmp_path / "out")
 
 
 def test_augment_endpoint_that_stays_unusable_exits_3(tmp_path, make_server, augment_input):

@@ -108,3 +108,17 @@ def test_help_lists_both_actions(capsys):
     assert code == 0 and "train" in out and "merge" in out
     code, out, _ = run_cli(["finetune", "train", "--help"], capsys)
     assert code == 0 and "--batch-tokens" in out and "--packing / --no-packing" in out
+
+
+def test_eval_data_file_replaces_the_split_and_missing_data_is_exit_2(tiny_dir, data_file, tmp_path, capsys):
+    held = tmp_path / "eval.jsonl"
+    held.write_text(json.dumps({"instruction": "Spell fox.", "output": "f o x"}) + "\n", encoding="utf-8")
+    code, stdout, err = run_cli(["finetune", str(data_file), "--eval-data", str(held), "--out", str(tmp_path / "o"),
+                                 "--base-model", str(tiny_dir), "--max-steps", "1", "--max-len", "64",
+                                 "--batch-tokens", "128", "--no-progress", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["examples"] == 12 and summary["eval_examples"] == 1 and summary["eval_loss"] > 0
+    code, _, err = run_cli(["finetune", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o2"),
+                            "--base-model", str(tiny_dir)], capsys)
+    assert code == 2 and "nope.jsonl: no such file" in err

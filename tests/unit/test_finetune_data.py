@@ -164,3 +164,22 @@ def test_load_rows_reads_every_format_and_reports_bad_lines(tmp_path):
     bad.write_text(json.dumps(ROW) + "\n{not json\n", encoding="utf-8")
     with pytest.raises(DataError, match=r"bad\.jsonl:2"):
         load_rows([bad])
+
+
+def test_template_that_drops_the_reply_is_an_error(tmp_path):
+    template = ("{% for m in messages %}<|{{ m['role'] }}|>{% if m['role'] != 'assistant' %}{{ m['content'] }}"
+                "{% endif %}</s>{% endfor %}{% if add_generation_prompt %}<|assistant|>{% endif %}")
+    path = tmp_path / "data.jsonl"
+    path.write_text(json.dumps(ROW) + "\n", encoding="utf-8")
+    with pytest.raises(DataError, match=r"data\.jsonl:1: zero trainable reply tokens"):
+        tokenize_example(byte_tokenizer(chat_template=template), load_rows([path])[0], 512)
+
+
+def test_template_without_end_of_turn_token_gets_eos_appended():
+    template = ("{% for m in messages %}{{ m['role'] }}: {{ m['content'] }}\n{% endfor %}"
+                "{% if add_generation_prompt %}assistant: {% endif %}")
+    tokenizer = byte_tokenizer(chat_template=template, add_bos=False)
+    example = tokenize_example(tokenizer, Record(instruction="Hi?", output="Hello."), 512)
+    assert tokenizer.decode(example.input_ids) == "user: Hi?\nassistant: Hello.\n</s>"
+    assert example.labels[-1] == tokenizer.eos_token_id
+    assert tokenizer.decode([t for t in example.labels if t != IGNORE]) == "Hello.\n</s>"

@@ -169,3 +169,15 @@ def test_outputs(tiny_dir, data_file, tmp_path):
 def test_prefix_tuning_cannot_pack(tiny_dir, data_file, tmp_path):
     with pytest.raises(ConfigError, match="--packing"):
         train_adapter(config(tiny_dir, data_file, tmp_path, method="prefix", packing=True))
+
+
+def test_bf16_with_gradient_checkpointing_trains(tiny_dir, data_file, tmp_path):
+    summary, model, _ = train_adapter(config(tiny_dir, data_file, tmp_path / "bf16", precision="bf16", lr=2e-2,
+                                             max_steps=12, gradient_checkpointing=True, eval_every=12))
+    assert summary["bf16"] is True
+    assert any(getattr(m, "gradient_checkpointing", False) for m in model.modules())
+    weights = {p.dtype for n, p in model.named_parameters() if not p.requires_grad}
+    trained = {p.dtype for n, p in model.named_parameters() if p.requires_grad}
+    assert weights == {torch.bfloat16} and trained == {torch.float32}  # frozen base in bf16, adapter fp32
+    losses = [t["loss"] for t in json.loads((tmp_path / "bf16" / "metrics.json").read_text())["curves"]["train"]]
+    assert sum(losses[-3:]) / 3 < 0.85 * losses[0], losses

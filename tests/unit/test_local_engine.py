@@ -176,3 +176,23 @@ def test_growing_layer_surgery_matches_plain_tensors() -> None:
     torch.testing.assert_close(fresh.keys, ok.expand(4, -1, -1, -1))
     fresh.update(torch.ones(4, 2, 1, 4), torch.ones(4, 2, 1, 4))
     assert fresh.get_seq_length() == 11 and fresh.keys[:, :, -1].eq(1).all()
+
+
+def test_requests_that_cannot_run_fail_alone(tiny) -> None:
+    class Strict(DigitTokenizer):
+        def apply_chat_template(self, messages, add_generation_prompt=True, tokenize=False):
+            if any(m["role"] == "system" for m in messages):
+                raise ValueError("no system role in this template")
+            return super().apply_chat_template(messages, add_generation_prompt, tokenize)
+
+    engine = Engine(tiny, Strict(), batch_size=4)
+    out = engine.generate([Request.chat("fine", temperature=0, max_tokens=4),
+                           Request.chat("x", system="rejected", max_tokens=4),
+                           Request.chat("y" * 600, max_tokens=4),  # longer than the 512 positions
+                           Request.chat("nothing asked", max_tokens=0),
+                           Request.chat("also fine", temperature=0.8, max_tokens=4, seed=3)])
+    assert [c.ok for c in out] == [True, False, False, True, True]
+    assert out[1].error == "ValueError" and "system" in out[1].error_detail
+    assert out[2].error == "ContextLengthExceeded" and out[2].usage.prompt_tokens > 512
+    assert out[3].text == "" and out[3].finish_reason == "length" and out[3].usage.completion_tokens == 0
+    assert out[0].usage.completion_tokens > 0 and out[4].usage.completion_tokens > 0

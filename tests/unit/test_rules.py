@@ -117,6 +117,8 @@ def test_disabled_rules_and_extra_blacklist():
     assert check_instruction("Escribe un poema sobre el mar y la luna llena.", FilterConfig()) is None
     assert check_instruction("Escribe un poema sobre el mar y la luna llena.", FilterConfig(),
                              expected_lang="en")[0] == "language"
+    assert check_instruction("请写一首关于秋天的短诗。", FilterConfig(), expected_lang="zh-CN") is None
+    assert check_instruction("Give three tips for staying healthy.", FilterConfig(), expected_lang="unknown") is None
 
 
 def test_instance_rules():
