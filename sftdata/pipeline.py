@@ -44,7 +44,7 @@ class LLMSection:
     max_cost: float | None = None
     max_requests: int | None = None
     cache: bool = True
-    batch_size: int = 16
+    batch_size: int = 32
 
     def to_llm_config(self) -> LLMConfig:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base_url"}

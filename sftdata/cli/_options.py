@@ -37,7 +37,7 @@ def llm_options(func: Callable) -> Callable:
         click.option("--max-cost", type=float, help="Stop cleanly before spending more than this (USD)."),
         click.option("--max-requests", type=int, help="Stop cleanly after this many requests sent."),
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
-        click.option("--batch-size", type=int, default=16, show_default=True,
+        click.option("--batch-size", type=int, default=32, show_default=True,
                      help="Local model: prompts generated together in one batch."),
     ]
     for option in reversed(options):

@@ -34,7 +34,7 @@ class LLMConfig:
     max_cost: float | None = None
     max_requests: int | None = None
     cache: bool = True
-    batch_size: int = 16  # local backend: prompts generated together
+    batch_size: int = 32  # local backend: prompts generated together
 
     @property
     def backend(self) -> str:
