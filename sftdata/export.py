@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import ConfigError, DataError
 from .export_card import check_license, write_card
-from .records import Record, iter_json_lines, records_from_obj, write_jsonl
+from .records import Record, read_numbered_records, write_jsonl
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 SPLITS = ("train", "validation", "test")
@@ -92,16 +92,11 @@ def read_inputs(paths: Sequence[str | os.PathLike[str]]) -> list[Record]:
     """
     records: list[Record] = []
     for path in paths:
-        for number, obj in iter_json_lines(path):
-            try:
-                found = records_from_obj(obj)
-            except ValueError as exc:
-                raise DataError(path, number, str(exc)) from None
-            for rec in found:
-                problem = export_problem(rec)
-                if problem:
-                    raise DataError(path, number, problem)
-            records.extend(found)
+        for number, rec in read_numbered_records(path):
+            problem = export_problem(rec)
+            if problem:
+                raise DataError(path, number, problem)
+            records.append(rec)
     return records
 
 

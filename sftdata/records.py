@@ -226,13 +226,21 @@ def _bounded_lines(fh: Any, path: Path) -> Iterator[bytes]:
         yield raw
 
 
-def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
-    """Stream Records from a JSONL file in any supported shape."""
+def read_numbered_records(path: str | os.PathLike[str]) -> Iterator[tuple[int, Record]]:
+    """Stream ``(line_number, Record)`` from a JSONL file in any supported shape."""
     for number, obj in iter_json_lines(path):
         try:
-            yield from records_from_obj(obj)
+            found = records_from_obj(obj)
         except ValueError as exc:
             raise DataError(path, number, str(exc)) from None
+        for record in found:
+            yield number, record
+
+
+def read_records(path: str | os.PathLike[str]) -> Iterator[Record]:
+    """Stream Records from a JSONL file in any supported shape."""
+    for _number, record in read_numbered_records(path):
+        yield record
 
 
 def read_all(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:

@@ -26,7 +26,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from ..errors import ConfigError, DataError
-from ..records import Record, iter_json_lines, records_from_obj, rejected
+from ..records import Record, read_numbered_records, rejected
 
 IGNORE = -100
 MIN_PROMPT_TOKENS = 16  # a reply left with fewer prompt tokens than this is dropped, not trained
@@ -70,14 +70,9 @@ def load_rows(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
     """
     rows: list[Record] = []
     for path in paths:
-        for number, obj in iter_json_lines(path):
-            try:
-                records = records_from_obj(obj)
-            except ValueError as exc:
-                raise DataError(path, number, str(exc)) from None
-            for record in records:
-                record.where = (str(path), number)  # type: ignore[attr-defined]
-                rows.append(record)
+        for number, record in read_numbered_records(path):
+            record.where = (str(path), number)  # type: ignore[attr-defined]
+            rows.append(record)
     return rows
 
 
