@@ -11,8 +11,8 @@ import json
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
-from sftdata.cli import main
 from sftdata.paths import seeds_dir
 from sftdata.records import read_records
 
@@ -20,14 +20,6 @@ pytestmark = pytest.mark.slow
 OPS = ("constraints", "paraphrase", "rule:template")
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def pick_seeds(path: Path) -> Path:

@@ -15,10 +15,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 from openai_server import Reply
 
 from sftdata.augment import AugmentConfig, augment
-from sftdata.cli import main
 from sftdata.errors import BudgetExhausted
 from sftdata.llm.client import LLMConfig
 
@@ -507,14 +507,6 @@ def test_output_does_not_depend_on_timing(make_server, tmp_path: Path) -> None:
 
 # ------------------------------------------------------------------ the command line
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_cli_runs_and_prints_json(make_server, tmp_path: Path, capsys) -> None:

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
-from sftdata.cli import main
 from sftdata.records import read_records
 
 _WORDS = [f"{a}{b}" for a in ("sea", "sky", "sun", "rain", "wind", "tree", "rock", "bird")
@@ -58,14 +58,6 @@ def make_input(path: Path) -> dict[str, int]:
     return expected
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_clean_writes_accepted_rejected_and_stats(tmp_path, capsys):

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from cli_helpers import run_cli
 
 from sftdata.cli import main
 from sftdata.records import Record, read_records
@@ -37,14 +38,6 @@ def make_input(path: Path) -> list[Record]:
     return records
 
 
-def run_cli(args: list[str], capsys) -> tuple[int, str, str]:
-    try:
-        main(args)
-        code = 0
-    except SystemExit as exc:
-        code = int(exc.code or 0)
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def key(rec: Record, with_system: bool = True) -> tuple:
