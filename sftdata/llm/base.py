@@ -82,7 +82,11 @@ class Completion:
 
 
 class Backend(Protocol):
-    """What a backend implements. The :class:`~sftdata.llm.client.LLM` wrapper adds cache, log, budget."""
+    """What a backend implements. The :class:`~sftdata.llm.client.LLM` wrapper adds cache, log, budget.
+
+    A backend that sends requests one at a time (openai) also offers ``complete_one(request)``, which
+    the wrapper then uses so that each request leaves as soon as it passed the cache and the budget.
+    """
 
     name: str  # "openai" or "local"
     model: str

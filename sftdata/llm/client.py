@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -127,27 +128,15 @@ class LLM:
 
         Raises EndpointUnavailable once ``fail_after`` requests in a row failed every retry.
         """
-        results: list[Completion | None] = [None] * len(requests)
-        keys = [r.cache_key(self.backend.name, self.backend.model) for r in requests]
-        to_send: list[int] = []
-        for i, (request, key) in enumerate(zip(requests, keys)):
-            hit = self.cache.get(key) if self.cache is not None else None
-            if hit is not None:
-                results[i] = hit
-            elif self._allowed(request):
-                to_send.append(i)
-                self.stats.sent += 1
-            else:
-                self.exhausted = True
-                results[i] = Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
+        keys = [""] * len(requests)
         started = time.perf_counter()
-        if to_send:
-            fresh = await self._send([requests[i] for i in to_send], [keys[i] for i in to_send])
-            for i, completion in zip(to_send, fresh):
-                results[i] = completion
+        complete_one = getattr(self.backend, "complete_one", None)
+        if complete_one is not None:
+            final = await self._complete_each(requests, keys, complete_one)
+        else:
+            final = await self._complete_batch(requests, keys)
         self.stats.seconds += time.perf_counter() - started
         self._reserved_cost = 0.0
-        final = [r for r in results if r is not None]
         for request, key, completion in zip(requests, keys, final):
             self._account(request, key, completion)
         if self._consecutive_failures >= self.config.fail_after:
@@ -157,22 +146,44 @@ class LLM:
                 f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
         return final
 
-    async def _send(self, requests: list[Request], keys: list[str]) -> list[Completion]:
-        """Send through the backend, storing each answer in the cache the moment it arrives: a crash
-        in the middle of a long batch never pays again for the answers that came before it. The
-        local backend generates a whole batch at once; its answers are stored when the batch ends."""
-        if self.backend.name != "openai":
-            fresh = await self.backend.complete(requests)
-            for key, completion in zip(keys, fresh):
-                self._store(key, completion)
-            return fresh
+    def _lookup(self, request: Request, index: int, keys: list[str]) -> Completion | None:
+        """The cached or budget-denied answer to ``request``, or None when it is to be sent. Called in
+        request order, so the budget admits the same requests on every run."""
+        keys[index] = key = request.cache_key(self.backend.name, self.backend.model)
+        hit = self.cache.get(key) if self.cache is not None else None
+        if hit is not None:
+            return hit
+        if not self._allowed(request):
+            self.exhausted = True
+            return Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
+        self.stats.sent += 1
+        return None
 
-        async def one(request: Request, key: str) -> Completion:
-            (completion,) = await self.backend.complete([request])
-            self._store(key, completion)
+    async def _complete_each(self, requests: list[Request], keys: list[str],
+                             complete_one: Callable[[Request], Awaitable[Completion]]) -> list[Completion]:
+        """One task per request, each sent the moment it is looked up (the lookups before its first
+        await run in request order) and cached the moment it arrives: a crash in the middle of a long
+        batch never pays again for the answers that came before it."""
+        async def one(index: int, request: Request) -> Completion:
+            answer = self._lookup(request, index, keys)
+            if answer is not None:
+                return answer
+            completion = await complete_one(request)
+            self._store(keys[index], completion)
             return completion
 
-        return list(await asyncio.gather(*(one(r, k) for r, k in zip(requests, keys))))
+        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
+
+    async def _complete_batch(self, requests: list[Request], keys: list[str]) -> list[Completion]:
+        """The local backend generates a whole batch at once; its answers are cached when it ends."""
+        results = [self._lookup(request, i, keys) for i, request in enumerate(requests)]
+        to_send = [i for i, answer in enumerate(results) if answer is None]
+        if to_send:
+            fresh = await self.backend.complete([requests[i] for i in to_send])
+            for i, completion in zip(to_send, fresh):
+                self._store(keys[i], completion)
+                results[i] = completion
+        return [r for r in results if r is not None]
 
     def _store(self, key: str, completion: Completion) -> None:
         if completion.ok and self.cache is not None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import json
 import random
 import re
 import time
@@ -15,7 +16,6 @@ from dataclasses import dataclass
 
 import httpx2
 import openai
-from openai.types.chat import ChatCompletion
 
 from ..errors import redact
 from .base import Completion, Request, Usage
@@ -77,6 +77,35 @@ def _is_retryable(exc: Exception) -> bool:
     return False
 
 
+def _parse_completion(body: bytes, default_model: str) -> Completion:
+    """A chat completion from the reply body; anything unusable is a MalformedReply (retried)."""
+    try:
+        reply = json.loads(body)
+    except ValueError as exc:  # also UnicodeDecodeError
+        raise MalformedReply(f"unparsable body: {exc}") from None
+    choices = reply.get("choices") if isinstance(reply, dict) else None
+    if not isinstance(choices, list) or not choices or not isinstance(choices[0], dict):
+        raise MalformedReply("reply has no choices")
+    message = choices[0].get("message")
+    text = message.get("content") if isinstance(message, dict) else None
+    if not isinstance(text, str):
+        raise MalformedReply("reply has no message content")
+    # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
+    # (journal, cache) can hold: it would stop the run mid-write
+    text = _LONE_SURROGATE.sub("\ufffd", text)
+    usage = reply.get("usage")
+    usage = usage if isinstance(usage, dict) else {}
+    model, request_id = reply.get("model"), reply.get("id")
+    return Completion(text=text, finish_reason=str(choices[0].get("finish_reason") or "stop"),
+                      usage=Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))),
+                      model=model if isinstance(model, str) and model else default_model,
+                      request_id=request_id if isinstance(request_id, str) else None)
+
+
+def _count(value: object) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
 class OpenAIBackend:
     name = "openai"
 
@@ -86,12 +115,15 @@ class OpenAIBackend:
         self.retry = retry or RetryPolicy()
         self._semaphore = asyncio.Semaphore(concurrency)
         self._rng = random.Random(seed)
+        http_timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
         # The SDK's aiohttp transport: measured (bench/client_overhead.py) about 1.7x the requests/s of
         # its default httpx2 pool, whose per-request scan of idle connections grows with concurrency.
         self._http = openai.DefaultAioHttpClient(
             limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
-        )
+            timeout=http_timeout)
+        # every option given explicitly: the SDK deep-copies the default of each one left out
+        self._post_options: openai.RequestOptions = {"headers": {}, "params": {}, "max_retries": 0,
+                                                    "timeout": http_timeout}
         # "EMPTY" is what local servers (vLLM, Ollama) accept; the SDK refuses a missing key
         self._clients = [openai.AsyncOpenAI(base_url=url, api_key=api_key or "EMPTY", max_retries=0,
                                             http_client=self._http) for url in base_urls]
@@ -99,9 +131,9 @@ class OpenAIBackend:
         self.requests_by_replica = [0] * len(base_urls)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
-        return list(await asyncio.gather(*(self._complete_one(r) for r in requests)))
+        return list(await asyncio.gather(*(self.complete_one(r) for r in requests)))
 
-    async def _complete_one(self, request: Request) -> Completion:
+    async def complete_one(self, request: Request) -> Completion:
         async with self._semaphore:
             replica = next(self._next_replica)
             started = time.perf_counter()
@@ -133,25 +165,12 @@ class OpenAIBackend:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
-        try:
-            # `post` is the SDK's documented raw call; `chat.completions.create` would run its TypedDict
-            # transform over the messages, which costs more CPU than the HTTP exchange itself
-            response = await client.post("/chat/completions", body=body, cast_to=ChatCompletion)
-        except (ValueError, TypeError) as exc:  # a 200 whose body is not JSON
-            raise MalformedReply(f"unparsable body: {exc}") from None
-        if isinstance(response, str) or not getattr(response, "choices", None):
-            raise MalformedReply("reply has no choices")
-        choice = response.choices[0]
-        text = choice.message.content if choice.message is not None else None
-        if text is None:
-            raise MalformedReply("reply has no message content")
-        # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
-        # (journal, cache) can hold: it would stop the run mid-write
-        text = _LONE_SURROGATE.sub("\ufffd", text)
-        usage = Usage(response.usage.prompt_tokens or 0, response.usage.completion_tokens or 0) \
-            if response.usage else Usage()
-        return Completion(text=text, finish_reason=choice.finish_reason or "stop", usage=usage,
-                          model=response.model or self.model, request_id=response.id)
+        # `post` is the SDK's documented raw call; `cast_to=bytes` keeps the SDK's errors, auth and
+        # headers but skips both its TypedDict transform of the messages and its pydantic model of the
+        # reply, which together cost more CPU than the HTTP exchange (bench/client_overhead.py)
+        body_bytes = await client.post("/chat/completions", content=json.dumps(body).encode(), cast_to=bytes,
+                                       options=self._post_options)
+        return _parse_completion(body_bytes, self.model)
 
     async def aclose(self) -> None:
         await self._http.aclose()

@@ -152,3 +152,34 @@ def test_malformed_body_then_function_reply(make_server, tmp_path: Path) -> None
     srv = make_server(reply=lambda body, n: Reply(raw_body=b"not json") if n == 1 else "good")
     out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
     assert out[0].ok and out[0].text == "good" and out[0].attempts == 2
+
+
+@pytest.mark.parametrize("raw_body", [
+    b"[1, 2]", b'"just a string"', b'{"choices": {}}', b'{"choices": [[]]}', b'{"choices": [{"message": null}]}',
+    b'{"choices": [{"message": {"content": null}}]}', b'{"choices": [{"message": {"content": 7}}]}',
+    b"\xff\xfe not utf-8", b"<html>502 Bad Gateway</html>",
+])
+def test_unusable_200_bodies_are_retried(make_server, tmp_path: Path, raw_body: bytes) -> None:
+    srv = make_server(reply=lambda body, n: Reply(raw_body=raw_body) if n == 1 else "good")
+    out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out[0].ok and out[0].text == "good" and out[0].attempts == 2
+
+
+def test_reply_fields_missing_or_odd_take_safe_defaults(make_server, tmp_path: Path) -> None:
+    body = (b'{"choices": [{"message": {"content": "hi \\ud800 there"}}], '
+            b'"usage": {"prompt_tokens": "12", "completion_tokens": -3}}')
+    srv = make_server(reply=lambda b, n: Reply(raw_body=body))
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out.ok and out.text == "hi \ufffd there" and out.finish_reason == "stop"
+    assert out.model == "test-model" and out.request_id is None
+    assert (out.usage.prompt_tokens, out.usage.completion_tokens) == (0, 0)
+
+
+def test_request_body_is_the_chat_completions_shape(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "ok")
+    request = Request.chat("用中文回答", seed=3, tag="t", max_tokens=9, stop=["\n\n"])
+    run(make_llm(config(srv.url), RunDir(tmp_path)), [request])
+    (sent,) = srv.bodies
+    assert sent["model"] == "test-model" and sent["messages"] == [{"role": "user", "content": "用中文回答"}]
+    assert (sent["max_tokens"], sent["seed"], sent["stop"]) == (9, 3, ["\n\n"])
+    assert {"temperature", "top_p"} <= sent.keys()
