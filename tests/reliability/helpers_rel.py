@@ -29,21 +29,11 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from generate_replies import make_reply  # noqa: E402
 from openai_server import OpenAIServer, Reply  # noqa: E402
+from seed_tasks import SEEDS_EN  # noqa: E402
+from seed_tasks import write_seeds as write_seed_file  # noqa: E402
 
-SEED_TASKS = [
-    ("Suggest a name for a bakery that only sells sourdough bread.", "", "Rise & Crust", False),
-    ("Rewrite the sentence so that it uses the passive voice.", "The committee approved the budget.",
-     "The budget was approved by the committee.", False),
-    ("Tell whether the review is positive or negative.", "The battery died after two days.", "Negative", True),
-    ("Give three reasons why regular sleep helps students.", "", "It improves memory, mood and focus.", False),
-    ("Convert the temperature from Celsius to Fahrenheit.", "25 C", "77 F", False),
-    ("Which planet in our solar system has the most moons?", "", "Saturn has the most confirmed moons.", False),
-    ("Decide if the email is spam or not spam.", "You won a free cruise! Click now.", "Spam", True),
-    ("Extract every year mentioned in the paragraph.", "The bridge opened in 1932 and closed in 1998.",
-     "1932, 1998", False),
-    ("Sort the numbers from smallest to largest.", "42, 7, 19", "7, 19, 42", False),
-    ("Identify the part of speech of the word in capitals.", "She sings BEAUTIFULLY.", "Adverb", True),
-]
+# the English seeds of the generate tests less the two with multi-line or long outputs
+SEED_TASKS = [task for task in SEEDS_EN if "\n" not in task[2] and not task[0].startswith("Explain")]
 SEED_INSTRUCTIONS = [s[0] for s in SEED_TASKS]
 
 AUGMENT_INPUTS = [
@@ -61,13 +51,7 @@ _SCRUBBED = ("OPENAI_API_KEY", "OPENAI_BASE_URL", "OPENAI_LOG", "SFTDATA_MODEL",
 
 
 def write_seeds(path: Path, seeds: list[tuple] = SEED_TASKS) -> Path:
-    """Seed tasks in Self-Instruct's own seed-file schema."""
-    with open(path, "w", encoding="utf-8") as fh:
-        for i, (instruction, task_input, output, clf) in enumerate(seeds):
-            fh.write(json.dumps({"id": f"seed_task_{i}", "name": f"task_{i}", "instruction": instruction,
-                                 "instances": [{"input": task_input, "output": output}],
-                                 "is_classification": clf}) + "\n")
-    return path
+    return write_seed_file(path, seeds)
 
 
 def write_rows(path: Path, rows: list[dict]) -> Path:
