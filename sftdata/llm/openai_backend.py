@@ -165,9 +165,9 @@ class OpenAIBackend:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
-        # `post` is the SDK's documented raw call; `cast_to=bytes` keeps the SDK's errors, auth and
-        # headers but skips both its TypedDict transform of the messages and its pydantic model of the
-        # reply, which together cost more CPU than the HTTP exchange (bench/client_overhead.py)
+        # `post` is the SDK's documented raw call: the SDK's auth, headers and errors without the
+        # TypedDict transform of `chat.completions.create`; `cast_to=bytes` also skips its pydantic model
+        # of the reply. Together these cost more CPU than the HTTP exchange (bench/client_overhead.py).
         body_bytes = await client.post("/chat/completions", content=json.dumps(body).encode(), cast_to=bytes,
                                        options=self._post_options)
         return _parse_completion(body_bytes, self.model)
