@@ -7,7 +7,6 @@ import json
 import os
 import shutil
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -17,11 +16,12 @@ from pathlib import Path
 import pytest
 from generate_replies import instruction_items, make_reply
 from openai_server import Reply
+from run_files import body_key, cache_keys
+from run_files import read_rows as read
 from seed_tasks import SEEDS_EN, SEEDS_ZH, write_seeds
 
 from sftdata.cli import main
 from sftdata.generate import GenerateConfig, generate
-from sftdata.llm.base import Request
 from sftdata.llm.client import LLMConfig
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -41,12 +41,6 @@ def llm_config(*servers, **overrides) -> LLMConfig:
                   retry_base=0.01, timeout=10)
     values.update(overrides)
     return LLMConfig(**values)
-
-
-def read(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
 def check_run(out: Path, summary: dict, target: int, lang: str, source: str) -> tuple[list, list, list]:
@@ -238,18 +232,6 @@ def test_two_runs_from_one_cache_are_byte_identical(tmp_path, make_server, seeds
     generate(GenerateConfig(seeds=[str(seeds_en)], num_instructions=20, instances_per_task=3, seed=8),
              llm_config(server), tmp_path / "c", progress=False)
     assert (tmp_path / "a" / "accepted.jsonl").read_bytes() != (tmp_path / "c" / "accepted.jsonl").read_bytes()
-
-
-def cache_keys(path: Path) -> set[str]:
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT key FROM responses")}
-
-
-def body_key(body: dict) -> str:
-    request = Request(messages=tuple((m["role"], m["content"]) for m in body["messages"]),
-                      temperature=body["temperature"], top_p=body["top_p"], max_tokens=body["max_tokens"],
-                      stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
-    return request.cache_key("openai", "test-model")
 
 
 def cli(*args: str, **kwargs) -> subprocess.Popen:

@@ -11,7 +11,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import sqlite3
 import subprocess
 import sys
 import threading
@@ -29,6 +28,8 @@ sys.path.insert(0, str(ROOT / "tests" / "integration"))
 
 from generate_replies import make_reply  # noqa: E402
 from openai_server import OpenAIServer, Reply  # noqa: E402
+from run_files import body_key, cache_keys  # noqa: E402
+from run_files import read_rows as rows  # noqa: E402
 from seed_tasks import SEEDS_EN  # noqa: E402
 from seed_tasks import write_seeds as write_seed_file  # noqa: E402
 
@@ -170,12 +171,6 @@ def augment_args(inputs: Path, out: Path, url: str, *extra: str) -> list[str]:
 
 # ---------------------------------------------------------------- reading a run directory
 
-def rows(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
-
-
 def stats_of(out: Path) -> dict:
     return json.loads((out / "stats.json").read_text(encoding="utf-8"))
 
@@ -262,24 +257,6 @@ def check_augment_accounting(out: Path, parents: int, ops: int, max_attempts: in
     failed = sum(c["failed"] for c in counts.values())
     assert failed <= llm["failed"] and (failed == 0) == (llm["failed"] == 0 or not single_run)
     return stats
-
-
-def cache_keys(path: Path) -> set[str]:
-    """The keys of every response a run directory's cache holds."""
-    if not path.exists():
-        return set()
-    with sqlite3.connect(path) as db:
-        return {row[0] for row in db.execute("SELECT key FROM responses")}
-
-
-def body_key(body: dict) -> str:
-    """The cache key of a request body the server received (as the client computes it)."""
-    from sftdata.llm.base import Request
-
-    request = Request(messages=tuple((m["role"], m["content"]) for m in body["messages"]),
-                      temperature=body["temperature"], top_p=body["top_p"], max_tokens=body["max_tokens"],
-                      stop=tuple(body.get("stop") or ()), seed=body.get("seed"))
-    return request.cache_key("openai", "test-model")
 
 
 # ---------------------------------------------------------------- scripted models
