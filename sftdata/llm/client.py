@@ -128,16 +128,16 @@ class LLM:
 
         Raises EndpointUnavailable once ``fail_after`` requests in a row failed every retry.
         """
-        keys = [""] * len(requests)
         started = time.perf_counter()
         complete_one = getattr(self.backend, "complete_one", None)
         if complete_one is not None:
-            final = await self._complete_each(requests, keys, complete_one)
+            answered = await self._complete_each(requests, complete_one)
         else:
-            final = await self._complete_batch(requests, keys)
+            answered = await self._complete_batch(requests)
         self.stats.seconds += time.perf_counter() - started
         self._reserved_cost = 0.0
-        for request, key, completion in zip(requests, keys, final):
+        final = [completion for _, completion in answered]
+        for request, (key, completion) in zip(requests, answered):
             self._account(request, key, completion)
         if self._consecutive_failures >= self.config.fail_after:
             last = next(c for c in reversed(final) if c.error and c.error != BUDGET)
@@ -146,44 +146,43 @@ class LLM:
                 f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
         return final
 
-    def _lookup(self, request: Request, index: int, keys: list[str]) -> Completion | None:
-        """The cached or budget-denied answer to ``request``, or None when it is to be sent. Called in
-        request order, so the budget admits the same requests on every run."""
-        keys[index] = key = request.cache_key(self.backend.name, self.backend.model)
+    def _lookup(self, request: Request) -> tuple[str, Completion | None]:
+        """The cache key of ``request`` and its cached or budget-denied answer, or None when it is to
+        be sent. Called in request order, so the budget admits the same requests on every run."""
+        key = request.cache_key(self.backend.name, self.backend.model)
         hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:
-            return hit
+            return key, hit
         if not self._allowed(request):
             self.exhausted = True
-            return Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
+            return key, Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
         self.stats.sent += 1
-        return None
+        return key, None
 
-    async def _complete_each(self, requests: list[Request], keys: list[str],
-                             complete_one: Callable[[Request], Awaitable[Completion]]) -> list[Completion]:
+    async def _complete_each(self, requests: list[Request],
+                             complete_one: Callable[[Request], Awaitable[Completion]]) -> list[tuple[str, Completion]]:
         """One task per request, each sent the moment it is looked up (the lookups before its first
         await run in request order) and cached the moment it arrives: a crash in the middle of a long
         batch never pays again for the answers that came before it."""
-        async def one(index: int, request: Request) -> Completion:
-            answer = self._lookup(request, index, keys)
-            if answer is not None:
-                return answer
-            completion = await complete_one(request)
-            self._store(keys[index], completion)
-            return completion
+        async def one(request: Request) -> tuple[str, Completion]:
+            key, answer = self._lookup(request)
+            if answer is None:
+                answer = await complete_one(request)
+                self._store(key, answer)
+            return key, answer
 
-        return list(await asyncio.gather(*(one(i, r) for i, r in enumerate(requests))))
+        return list(await asyncio.gather(*(one(r) for r in requests)))
 
-    async def _complete_batch(self, requests: list[Request], keys: list[str]) -> list[Completion]:
+    async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
         """The local backend generates a whole batch at once; its answers are cached when it ends."""
-        results = [self._lookup(request, i, keys) for i, request in enumerate(requests)]
-        to_send = [i for i, answer in enumerate(results) if answer is None]
+        looked_up = [self._lookup(request) for request in requests]
+        to_send = [i for i, (_, answer) in enumerate(looked_up) if answer is None]
         if to_send:
             fresh = await self.backend.complete([requests[i] for i in to_send])
             for i, completion in zip(to_send, fresh):
-                self._store(keys[i], completion)
-                results[i] = completion
-        return [r for r in results if r is not None]
+                self._store(looked_up[i][0], completion)
+                looked_up[i] = (looked_up[i][0], completion)
+        return [(key, answer) for key, answer in looked_up if answer is not None]
 
     def _store(self, key: str, completion: Completion) -> None:
         if completion.ok and self.cache is not None:
