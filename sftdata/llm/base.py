@@ -61,6 +61,12 @@ class Completion:
     error: str | None = None  # error class name after the last attempt
     error_detail: str | None = None
 
+    @classmethod
+    def failure(cls, error: str, detail: str | None = None, **fields: Any) -> Completion:
+        """A request that failed for good: no text, ``error`` its class name, the detail capped."""
+        return cls(text="", finish_reason="error", error=error,
+                   error_detail=detail[:500] if detail is not None else None, **fields)
+
     @property
     def ok(self) -> bool:
         return self.error is None

@@ -155,7 +155,7 @@ class LLM:
             return key, hit
         if not self._allowed(request):
             self.exhausted = True
-            return key, Completion(text="", finish_reason="error", attempts=0, error=BUDGET)
+            return key, Completion.failure(BUDGET, attempts=0)
         self.stats.sent += 1
         return key, None
 

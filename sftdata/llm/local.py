@@ -71,8 +71,7 @@ class LocalBackend:
             except (SftdataError, KeyboardInterrupt):
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed batch becomes failed completions, not a crash
-                return [Completion(text="", finish_reason="error", model=self.model, error=type(exc).__name__,
-                                   error_detail=str(exc)[:500]) for _ in requests]
+                return [Completion.failure(type(exc).__name__, str(exc), model=self.model) for _ in requests]
 
     async def aclose(self) -> None:
         self._engine = None
@@ -158,15 +157,13 @@ class Engine:
             text = self.tokenizer.apply_chat_template(request.message_dicts(), add_generation_prompt=True,
                                                       tokenize=False)
         except Exception as exc:  # noqa: BLE001 - e.g. a template that rejects a role: this request fails
-            return Completion(text="", finish_reason="error", model=self.model_name, error=type(exc).__name__,
-                              error_detail=f"chat template: {exc}"[:500])
+            return Completion.failure(type(exc).__name__, f"chat template: {exc}", model=self.model_name)
         prompt = self.tokenizer(text, add_special_tokens=False)["input_ids"]
         room = self.max_positions - len(prompt)
         if room <= 0:
-            return Completion(text="", finish_reason="error", model=self.model_name, error="ContextLengthExceeded",
-                              error_detail=f"the prompt has {len(prompt)} tokens; the model takes "
-                                           f"{self.max_positions} in all",
-                              usage=Usage(len(prompt), 0))
+            return Completion.failure("ContextLengthExceeded", f"the prompt has {len(prompt)} tokens; the model "
+                                      f"takes {self.max_positions} in all", model=self.model_name,
+                                      usage=Usage(len(prompt), 0))
         seed = request.seed if request.seed is not None else secrets.randbits(63)
         window = 0
         if request.stop:

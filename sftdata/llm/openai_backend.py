@@ -152,9 +152,8 @@ class OpenAIBackend:
                         break
                     await asyncio.sleep(self.retry.delay(attempt, _retry_after(exc), self._rng))
             assert last_exc is not None
-            return Completion(text="", finish_reason="error", model=self.model, attempts=attempt,
-                              latency_s=time.perf_counter() - started, error=type(last_exc).__name__,
-                              error_detail=redact(_describe(last_exc))[:500])
+            return Completion.failure(type(last_exc).__name__, redact(_describe(last_exc)), model=self.model,
+                                      attempts=attempt, latency_s=time.perf_counter() - started)
 
     async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
         body: dict = {
