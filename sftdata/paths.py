@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from functools import lru_cache
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
@@ -37,5 +38,7 @@ def prompt_path(lang: str, name: str) -> Path:
     raise FileNotFoundError(f"no prompt '{name}' for language '{lang}' in {prompts_dir()}")
 
 
+@lru_cache(maxsize=128)
 def load_prompt(lang: str, name: str) -> str:
+    """The prompt's text, read once per process: the files ship with the package."""
     return prompt_path(lang, name).read_text(encoding="utf-8")
