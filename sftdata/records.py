@@ -15,12 +15,11 @@ import re
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any
 
 from .errors import DataError
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a single record larger than this is a broken file, not data
-SOURCES_PREFIXES = ("seed", "self-instruct", "alpaca", "evol:", "paraphrase", "rule:", "import")
 
 
 def record_id(instruction: str, input: str, output: str) -> str:
@@ -271,8 +270,3 @@ def dumps(row: dict | Record) -> str:
 def rejected(record: Record, stage: str, reason: str, detail: dict | None = None) -> dict:
     """The rejected-record shape of DESIGN.md."""
     return {"record": record.to_dict(), "stage": stage, "reason": reason, "detail": detail or {}}
-
-
-def write_line(fh: TextIO, row: dict | Record) -> None:
-    fh.write(dumps(row) + "\n")
-    fh.flush()

@@ -168,7 +168,7 @@ def sample_next(engine: Engine, logits: Any, params: Params, steps: np.ndarray) 
     if params.greedy:
         return logits.argmax(dim=-1)
     u = uniforms(params.seeds, steps)
-    return sample(logits, params.temperature, params.top_p, u, k=engine.top_k or DEFAULT_TOP_K)
+    return sample(logits, params.temperature, params.top_p, u, k=DEFAULT_TOP_K)
 
 
 def left_pad(tensor: Any, width: int) -> Any:

@@ -105,13 +105,11 @@ def _is_prompt_learning(model: Any) -> bool:
 class Engine:
     """Batched generation with a transformers causal LM and its tokenizer (see the module docstring)."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "",
-                 top_k: int | None = None) -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "") -> None:
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
         self.model_name = model_name
-        self.top_k = top_k
         if not getattr(tokenizer, "chat_template", None):
             raise ConfigError(f"{model_name}: the tokenizer has no chat template", "--model")
         config = model.config

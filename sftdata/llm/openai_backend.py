@@ -128,7 +128,6 @@ class OpenAIBackend:
         self._clients = [openai.AsyncOpenAI(base_url=url, api_key=api_key or "EMPTY", max_retries=0,
                                             http_client=self._http) for url in base_urls]
         self._next_replica = itertools.count()
-        self.requests_by_replica = [0] * len(base_urls)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return list(await asyncio.gather(*(self.complete_one(r) for r in requests)))
@@ -140,7 +139,6 @@ class OpenAIBackend:
             last_exc: Exception | None = None
             for attempt in range(1, self.retry.max_attempts + 1):
                 index = (replica + attempt - 1) % len(self._clients)  # a retry moves to the next replica
-                self.requests_by_replica[index] += 1
                 try:
                     completion = await self._send(self._clients[index], request)
                     completion.attempts = attempt

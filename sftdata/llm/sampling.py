@@ -23,7 +23,6 @@ import torch
 DEFAULT_TOP_K = 128  # nucleus candidates looked at before falling back to the full sort
 CHUNK = 128  # vocabulary chunk of the two-level inverse CDF (top_p >= 1)
 
-STATS = {"nucleus_rows": 0, "full_sort_rows": 0}  # how often the top-k shortcut held (for profiling)
 
 _GOLDEN = np.uint64(0x9E3779B97F4A7C15)
 _MIX1 = np.uint64(0xBF58476D1CE4E5B9)
@@ -94,7 +93,6 @@ def _sample_nucleus(mass: torch.Tensor, total: torch.Tensor, top: torch.Tensor, 
     total = total[rows]
     probs = mass_rows.gather(1, top).to(torch.float64) / total[:, None]
     cdf = probs.cumsum(dim=-1)
-    STATS["nucleus_rows"] += probs.shape[0]
     # the nucleus fits in the top k when their mass reaches top_p: every later token has at least
     # that much mass before it, so it would be cut anyway
     fits = cdf[:, -1] >= top_p
@@ -105,7 +103,6 @@ def _sample_nucleus(mass: torch.Tensor, total: torch.Tensor, top: torch.Tensor, 
         picked[at] = top[at].gather(1, position[:, None])[:, 0]
     if not bool(fits.all()):
         at = (~fits).nonzero().flatten()
-        STATS["full_sort_rows"] += at.numel()
         source = rows[at]
         scaled = logits[source].to(torch.float32) / temperature[source, None].to(torch.float32)
         order = torch.sort(scaled, dim=-1, descending=True, stable=True).indices
