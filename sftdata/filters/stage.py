@@ -20,12 +20,14 @@ import os
 import time
 from collections.abc import Iterable, Iterator
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ..errors import ConfigError
 from ..records import Record, dumps, read_all, rejected
-from .rouge import RougeIndex, RougeMatch
 from .rules import RULES, FilterConfig, check_instance, check_instruction
+
+if TYPE_CHECKING:
+    from .rouge import RougeMatch
 
 __all__ = ["filter_records", "run_filter", "Verdict"]
 
@@ -59,6 +61,8 @@ def filter_records(records: Iterable[Record], config: FilterConfig,
 
 class _State:
     def __init__(self, config: FilterConfig) -> None:
+        from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
+
         self.config = config
         self.index = (RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
                       if config.enabled("rouge") else None)
