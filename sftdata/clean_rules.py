@@ -209,11 +209,14 @@ def repeats_instruction(rec: Record, threshold: float = 0.9) -> dict[str, Any] |
     output = _squash(_LABEL.sub("", rec.output))
     if not output:
         return None
-    for target in (instruction, _squash(rec.instruction + rec.input)):
+    for target in dict.fromkeys((instruction, _squash(rec.instruction + rec.input))):  # one when no input
         if output == target:
             return {"similarity": 1.0}
         if 0.5 * len(target) <= len(output) <= 1.5 * len(target):
-            ratio = SequenceMatcher(None, target, output, autojunk=False).ratio()
+            matcher = SequenceMatcher(None, target, output, autojunk=False)
+            if matcher.quick_ratio() < threshold:  # an upper bound on ratio(), and far cheaper
+                continue
+            ratio = matcher.ratio()
             if ratio >= threshold:
                 return {"similarity": round(ratio, 3)}
     return None
