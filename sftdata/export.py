@@ -142,10 +142,8 @@ def to_row(rec: Record, fmt: str, system: str, with_system: bool) -> dict[str, A
 
 
 def columns_of(fmt: str, with_system: bool) -> list[str]:
-    """The top-level columns a format's files have (what ``datasets`` shows)."""
-    base = {"alpaca": ["instruction", "input", "output"], "sharegpt": ["conversations"],
-            "messages": ["messages"], "prompt-completion": ["prompt", "completion"]}[fmt]
-    return base + (["system"] if with_system and fmt in ("alpaca", "sharegpt") else [])
+    """The top-level columns a format's files have (what ``datasets`` shows): ``to_row``'s keys."""
+    return list(to_row(Record(""), fmt, "", with_system))
 
 
 # ---------------------------------------------------------------- splits
@@ -219,7 +217,7 @@ def dataset_info_entry(fmt: str, file_name: str, with_system: bool) -> dict[str,
         entry["columns"] = {"messages": "messages"}
         entry["tags"] = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
                          "assistant_tag": "assistant", "system_tag": "system"}
-    if with_system and fmt in ("alpaca", "sharegpt"):
+    if "system" in columns_of(fmt, with_system):
         entry["columns"]["system"] = "system"
     return entry
 
