@@ -48,8 +48,7 @@ class Journal:
 
     def __init__(self, path: Path) -> None:
         self.path = path
-        self._repair()
-        self.count = sum(1 for _ in self._raw_lines())
+        self.count = self._repair()
         self._fh = open(path, "a", encoding="utf-8", newline="\n")
 
     def _raw_lines(self) -> Iterator[bytes]:
@@ -58,15 +57,14 @@ class Journal:
         with open(self.path, "rb") as fh:
             yield from fh
 
-    def _repair(self) -> None:
-        """Cut a last line that a crash left without its newline or with broken JSON."""
+    def _repair(self) -> int:
+        """Cut a last line that a crash left without its newline or with broken JSON; return the
+        number of lines kept."""
         if not self.path.exists():
-            return
+            return 0
         with open(self.path, "rb+") as fh:
             data_end = fh.seek(0, os.SEEK_END)
-            if data_end == 0:
-                return
-            keep = 0
+            keep = lines = 0
             fh.seek(0)
             for line in fh:
                 if not line.endswith(b"\n"):
@@ -76,8 +74,10 @@ class Journal:
                 except ValueError:
                     break
                 keep += len(line)
+                lines += 1
             if keep != data_end:
                 fh.truncate(keep)
+        return lines
 
     def append(self, row: Any) -> None:
         self._fh.write(dumps(row) + "\n")
@@ -90,6 +90,8 @@ class Journal:
 
     def truncate_to(self, lines: int) -> None:
         """Keep only the first ``lines`` lines (used to roll back to a checkpoint)."""
+        if lines >= self.count:  # nothing to roll back: no need to read the file
+            return
         self._fh.flush()
         keep, kept = 0, 0
         for line in self._raw_lines():
