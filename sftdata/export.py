@@ -256,15 +256,13 @@ def _write_splits(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]])
 
 
 def _write_hf(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]]) -> dict[str, str]:
-    """A DatasetDict saved with save_to_disk (hf/<fmt>) and one Parquet file per split."""
+    """A DatasetDict saved with save_to_disk (hf/<fmt>) and one Parquet file per split (export has
+    removed those of an earlier export)."""
     from datasets import Dataset, DatasetDict  # heavy import, only with --hf
     from datasets.utils import logging as hf_logging
 
     disk_dir = out_dir / "hf" / fmt
     parquet_dir = out_dir / "parquet" / fmt
-    for stale in (disk_dir, parquet_dir):
-        if stale.exists():
-            shutil.rmtree(stale)
     parquet_dir.mkdir(parents=True)
     # datasets draws a progress bar per split and file: noise on our stderr for a few seconds' work
     bars_were_on = hf_logging.is_progress_bar_enabled()
@@ -320,12 +318,12 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
         files[fmt] = _write_splits(out, fmt, rows_by_split)
         for split_name, rel in files[fmt].items():
             entries[f"{name}_{fmt.replace('-', '_')}_{split_name}"] = dataset_info_entry(fmt, rel, with_system)
+        # the DatasetDict and Parquet files of an earlier export with --hf would no longer match the JSONL
+        for stale in (out / "hf" / fmt, out / "parquet" / fmt):
+            if stale.is_dir():
+                shutil.rmtree(stale)
         if hf:
             hf_paths[fmt] = _write_hf(out, fmt, rows_by_split)
-        else:  # a DatasetDict left by an earlier export with --hf would no longer match the JSONL
-            for stale in (out / "hf" / fmt, out / "parquet" / fmt):
-                if stale.is_dir():
-                    shutil.rmtree(stale)
     _write_dataset_info(out, name, entries)
 
     summary: dict[str, Any] = {
