@@ -34,7 +34,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, DataError
-from .export_card import check_license, write_card
+from .export_card import check_license, record_system, write_card
 from .records import Record, read_numbered_records, write_jsonl
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
@@ -112,11 +112,6 @@ def export_problem(rec: Record) -> str | None:
 
 def prompt_text(rec: Record) -> str:
     return f"{rec.instruction}\n\n{rec.input}" if rec.input.strip() else rec.instruction
-
-
-def record_system(rec: Record, default: str | None) -> str:
-    own = rec.meta.get("system") if isinstance(rec.meta, dict) else None
-    return own if isinstance(own, str) and own else (default or "")
 
 
 def to_row(rec: Record, fmt: str, system: str, with_system: bool) -> dict[str, Any]:
@@ -307,14 +302,14 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
     by_split = {s: [r for r, n in zip(records, split_of) if n == s] for s in SPLITS}
     present = [s for s in SPLITS if by_split[s]]
     systems = [record_system(r, system) for r in records]
-    system_of = {id(r): s for r, s in zip(records, systems)}
     with_system = any(systems)
 
     entries: dict[str, Any] = {}
     files: dict[str, dict[str, str]] = {}
     hf_paths: dict[str, dict[str, str]] = {}
     for fmt in formats:
-        rows_by_split = {s: [to_row(r, fmt, system_of[id(r)], with_system) for r in by_split[s]] for s in present}
+        rows_by_split = {s: [to_row(r, fmt, record_system(r, system), with_system) for r in by_split[s]]
+                         for s in present}
         files[fmt] = _write_splits(out, fmt, rows_by_split)
         for split_name, rel in files[fmt].items():
             entries[f"{name}_{fmt.replace('-', '_')}_{split_name}"] = dataset_info_entry(fmt, rel, with_system)
@@ -342,5 +337,5 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
         summary["hf"] = hf_paths
     if card:
         summary["card"] = str(write_card(out, records, by_split, summary, license=license,
-                                         sources=sources, system_of=system_of, with_system=with_system))
+                                         sources=sources, system=system, with_system=with_system))
     return summary

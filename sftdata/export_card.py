@@ -204,7 +204,13 @@ def _truncate(text: str) -> str:
     return text if len(text) <= EXAMPLE_CHARS else text[:EXAMPLE_CHARS] + " …"
 
 
-def _examples(train: Sequence[Record], system_of: dict[int, str], with_system: bool) -> list[str]:
+def record_system(rec: Record, default: str | None) -> str:
+    """The system prompt a record is exported with: its own (``meta["system"]``), else ``default``."""
+    own = rec.meta.get("system") if isinstance(rec.meta, dict) else None
+    return own if isinstance(own, str) and own else (default or "")
+
+
+def _examples(train: Sequence[Record], system: str | None, with_system: bool) -> list[str]:
     """The first train record of each language, then the next ones, up to EXAMPLE_COUNT."""
     chosen: list[Record] = []
     for lang in sorted({r.lang or "" for r in train}):
@@ -215,7 +221,7 @@ def _examples(train: Sequence[Record], system_of: dict[int, str], with_system: b
         row = {"instruction": _truncate(rec.instruction), "input": _truncate(rec.input),
                "output": _truncate(rec.output)}
         if with_system:
-            row["system"] = _truncate(system_of.get(id(rec), ""))
+            row["system"] = _truncate(record_system(rec, system))
         lines += ["```json", json.dumps(row, ensure_ascii=False, indent=2), "```", ""]
     return lines
 
@@ -241,7 +247,7 @@ def _usage(name: str, summary: dict[str, Any]) -> list[str]:
 
 def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[Record]],
                 summary: dict[str, Any], *, license: str | None = None,
-                sources: Sequence[str | os.PathLike[str]] = (), system_of: dict[int, str] | None = None,
+                sources: Sequence[str | os.PathLike[str]] = (), system: str | None = None,
                 with_system: bool = False) -> str:
     license_id = check_license(license)
     lines = ["---", _header(name, records, summary, license_id).rstrip(), "---", "", f"# {name}", "",
@@ -266,7 +272,7 @@ def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[R
     lines += [f"| {k.replace('_', ' ')} | {_short(v, 120)} |" for k, v in stats.items() if k != "length_unit"]
     lines += [""]
     lines += ["## Examples", "", "From the train split, in alpaca form:", ""]
-    lines += _examples(by_split.get("train", []), system_of or {}, with_system)
+    lines += _examples(by_split.get("train", []), system, with_system)
     lines += _usage(name, summary)
     lines += ["## License", "",
               f"`{license_id}`" + (" — not set: choose one with `sftdata export --license ID` and check the "
