@@ -10,17 +10,15 @@ asked in this mode: records carry ``is_classification: null``.
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
 from ..llm.base import Request
-from ..llm.client import BUDGET, LLM
-from ..records import Record
+from ..llm.client import LLM
 from . import prompts
 from .base import GenerateStage
 from .config import derive_seed
-from .parse import Instance, Task, Unparsed, parse_tasks
+from .parse import Instance, Task, parse_tasks
 
 
 class AlpacaStage(GenerateStage):
@@ -28,24 +26,7 @@ class AlpacaStage(GenerateStage):
 
     async def run_round(self, llm: LLM, round_no: int) -> None:
         before = self.tasks_done
-        denied = False
-        for _request, completion, key in await self.complete(llm, self.requests(round_no)):
-            if completion.error == BUDGET:
-                denied = True
-                continue
-            if not completion.ok:
-                self.count_reply("alpaca", completion, None)
-                continue
-            parsed = parse_tasks(completion.text)
-            self.count_reply("alpaca", completion, len(parsed.items))
-            meta = {"model": self.model, "request_key": key, "request_id": completion.request_id, "round": round_no}
-            if parsed.unparsable:
-                entry = parsed.entries[0]
-                self.reject(Record(entry.raw, lang=self.lang, source=self.source, meta=meta),
-                            "parse_error", "reply", raw=entry.raw, why=entry.why)
-                continue
-            for position, entry in enumerate(parsed.entries):
-                self._take(entry, completion.truncated and position == len(parsed.entries) - 1, meta)
+        denied = await self.take_replies(llm, self.requests(round_no), "alpaca", parse_tasks, self._take, round_no)
         self.end_round(self.tasks_done != before, denied)
 
     def requests(self, round_no: int) -> list[Request]:
@@ -53,9 +34,7 @@ class AlpacaStage(GenerateStage):
         if wanted <= 0:
             return []
         per_request = self.config.alpaca_tasks_per_request
-        answered = self.counts["alpaca_replies"] - self.counts["alpaca_failed"]
-        expected = self.tasks_done / answered if answered else per_request / 2
-        count = max(1, min(self.config.round_size, math.ceil(wanted / max(expected, 0.5))))
+        count = self.requests_needed("alpaca", wanted, self.tasks_done, per_request)
         sampling = self.config.sampling("alpaca")
         requests = []
         for i in range(count):
@@ -66,11 +45,7 @@ class AlpacaStage(GenerateStage):
                                          tag="generate:alpaca", **sampling))
         return requests
 
-    def _take(self, entry: Task | Unparsed, cut: bool, meta: dict[str, Any]) -> None:
-        if isinstance(entry, Unparsed):
-            self.reject(Record(entry.raw, lang=self.lang, source=self.source, meta=meta),
-                        "truncated" if cut else "parse_error", "instruction", raw=entry.raw, why=entry.why)
-            return
+    def _take(self, entry: Task, cut: bool, meta: dict[str, Any]) -> None:
         record = self.instance_record(entry.instruction, Instance(entry.input, entry.output), None, meta)
         problem = ("truncated", {}) if cut else self.instance_problem(record)
         if problem is None and record.id in self.ids:

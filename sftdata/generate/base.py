@@ -11,21 +11,22 @@ journals and the checkpoint state, so a resumed run continues exactly where the 
 from __future__ import annotations
 
 import json
+import math
 import random
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 from ..filters.rouge import RougeIndex
 from ..filters.rules import check_instance, check_instruction
 from ..llm.base import Completion, Request
-from ..llm.client import LLM
+from ..llm.client import BUDGET, LLM
 from ..records import Record, records_from_obj, rejected
 from ..rundir import Journal, RunDir
 from ..stats import table1, text_length
 from .config import GenerateConfig, SeedTask
-from .parse import Instance, Unparsed
+from .parse import Instance, Parsed, Unparsed
 
 STAGE = "generate"
 FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
@@ -115,6 +116,48 @@ class GenerateStage:
             return []
         completions = await llm.complete(requests)
         return [(r, c, r.cache_key(llm.backend.name, llm.backend.model)[:16]) for r, c in zip(requests, completions)]
+
+    async def take_replies(self, llm: LLM, requests: list[Request], kind: str, parse: Callable[[str], Parsed],
+                           take: Callable[[Any, bool, dict[str, Any]], None], round_no: int) -> bool:
+        """Complete ``requests`` and hand each item parsed from the replies to ``take(item, cut, meta)``,
+        in request order, then reply order; ``cut``: the reply's last entry and the token limit cut it.
+
+        Replies are counted under ``kind`` (see :meth:`count_reply`). A reply nothing could be parsed
+        from is rejected whole ("reply" level); an unparsed entry is rejected at the "instruction"
+        level ("truncated" when cut, else "parse_error"). True when the budget denied a request.
+        """
+        denied = False
+        for _request, completion, key in await self.complete(llm, requests):
+            if completion.error == BUDGET:
+                denied = True
+                continue
+            if not completion.ok:
+                self.count_reply(kind, completion, None)
+                continue
+            parsed = parse(completion.text)
+            self.count_reply(kind, completion, len(parsed.items))
+            meta = {"model": self.model, "request_key": key, "request_id": completion.request_id, "round": round_no}
+            if parsed.unparsable:
+                self._reject_unparsed(parsed.entries[0], "parse_error", "reply", meta)
+                continue
+            for position, entry in enumerate(parsed.entries):
+                cut = completion.truncated and position == len(parsed.entries) - 1
+                if isinstance(entry, Unparsed):
+                    self._reject_unparsed(entry, "truncated" if cut else "parse_error", "instruction", meta)
+                else:
+                    take(entry, cut, meta)
+        return denied
+
+    def _reject_unparsed(self, entry: Unparsed, reason: str, level: str, meta: dict[str, Any]) -> None:
+        self.reject(Record(entry.raw, lang=self.lang, source=self.source, meta=meta),
+                    reason, level, raw=entry.raw, why=entry.why)
+
+    def requests_needed(self, kind: str, wanted: int, accepted: int, per_request: int) -> int:
+        """Enough requests for ``wanted`` more items at the yield seen so far: ``accepted`` items over
+        the answered ``kind`` replies, or half the ``per_request`` asked for before any answer."""
+        answered = self.counts[f"{kind}_replies"] - self.counts[f"{kind}_failed"]
+        expected = accepted / answered if answered else per_request / 2
+        return max(1, min(self.config.round_size, math.ceil(wanted / max(expected, 0.5))))
 
     def sample_prompt_tasks(self, rng: random.Random, machine: int) -> list[str]:
         """The original's mix: up to ``machine`` pool instructions, seed instructions for the rest, shuffled."""

@@ -13,7 +13,6 @@ stays pending); a request that failed every retry is tried again in a later roun
 
 from __future__ import annotations
 
-import math
 import random
 from typing import Any
 
@@ -23,7 +22,7 @@ from ..records import Record
 from . import prompts
 from .base import FAILED_TRIES, GenerateStage
 from .config import derive_seed
-from .parse import Unparsed, parse_instances, parse_instructions, parse_yes_no
+from .parse import parse_instances, parse_instructions, parse_yes_no
 
 
 class SelfInstructStage(GenerateStage):
@@ -52,19 +51,15 @@ class SelfInstructStage(GenerateStage):
     def _wanted(self) -> int:
         return self.config.num_instructions - self.tasks_done - len(self.pending)
 
-    def _requests_needed(self, wanted: int) -> int:
-        """Enough requests for ``wanted`` instructions at the yield seen so far (a guess at first)."""
-        answered = self.counts["instructions_replies"] - self.counts["instructions_failed"]
-        per_request = self.accepted_instructions() / answered if answered else self.config.instructions_per_request / 2
-        return max(1, min(self.config.round_size, math.ceil(wanted / max(per_request, 0.5))))
-
     def instruction_requests(self, round_no: int) -> list[Request]:
         wanted = self._wanted()
         if wanted <= 0 or self.done():
             return []
         sampling = self.config.sampling("instructions")
         requests = []
-        for i in range(self._requests_needed(wanted)):
+        count = self.requests_needed("instructions", wanted, self.accepted_instructions(),
+                                     self.config.instructions_per_request)
+        for i in range(count):
             rng = random.Random(f"{self.config.seed}:{round_no}:{i}")
             shown = self.sample_prompt_tasks(rng, self.config.machine_tasks_in_prompt)
             text = prompts.instructions_prompt(self.lang, shown, self.config.instructions_per_request)
@@ -73,31 +68,10 @@ class SelfInstructStage(GenerateStage):
         return requests
 
     async def _instructions(self, llm: LLM, round_no: int) -> bool:
-        denied = False
-        for _request, completion, key in await self.complete(llm, self.instruction_requests(round_no)):
-            if completion.error == BUDGET:
-                denied = True
-                continue
-            if not completion.ok:
-                self.count_reply("instructions", completion, None)
-                continue
-            parsed = parse_instructions(completion.text)
-            self.count_reply("instructions", completion, len(parsed.items))
-            meta = {"model": self.model, "request_key": key, "request_id": completion.request_id, "round": round_no}
-            if parsed.unparsable:
-                self.reject(Record(parsed.entries[0].raw, lang=self.lang, source=self.source, meta=meta),
-                            "parse_error", "reply", raw=parsed.entries[0].raw, why=parsed.entries[0].why)
-                continue
-            for position, entry in enumerate(parsed.entries):
-                cut = completion.truncated and position == len(parsed.entries) - 1
-                self._take_instruction(entry, cut, meta)
-        return denied
+        return await self.take_replies(llm, self.instruction_requests(round_no), "instructions",
+                                       parse_instructions, self._take_instruction, round_no)
 
-    def _take_instruction(self, entry: str | Unparsed, cut: bool, meta: dict[str, Any]) -> None:
-        if isinstance(entry, Unparsed):
-            self.reject(Record(entry.raw, lang=self.lang, source=self.source, meta=meta),
-                        "truncated" if cut else "parse_error", "instruction", raw=entry.raw, why=entry.why)
-            return
+    def _take_instruction(self, entry: str, cut: bool, meta: dict[str, Any]) -> None:
         record = Record(entry, lang=self.lang, source=self.source, meta=meta)
         if cut:
             self.reject(record, "truncated", "instruction")
