@@ -20,7 +20,6 @@ cached).
 from __future__ import annotations
 
 import random
-import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
@@ -31,10 +30,10 @@ from ..llm.client import BUDGET, LLM
 from ..records import Record, records_from_obj, rejected
 from ..rundir import RunDir
 from . import evol
-from .config import AugmentConfig
+from .config import RULE_OPS, AugmentConfig
 from .filtering import InstructionFilter
 from .prompting import record_text
-from .rules import keyword_variant, template_variant
+from .rules import _norm, keyword_variant, template_variant
 
 STAGE = "augment"
 CHUNK = 32  # work items per runner round (one checkpoint each); outputs do not depend on it
@@ -210,7 +209,7 @@ class AugmentStage:
     def _start(self, item: Item) -> Candidate:
         parent, op = item.parent, item.op
         cand = Candidate(item, input=parent.input)
-        if op == "rule:template" or op == "rule:keywords":
+        if op in RULE_OPS:
             made = (template_variant(parent.instruction, item.lang, item.rng("template")) if op == "rule:template"
                     else keyword_variant(parent.instruction, item.lang, self.keywords, item.rng("keyword")))
             if made is None:
@@ -228,7 +227,7 @@ class AugmentStage:
         return cand
 
     async def _rewrite(self, llm: LLM, cands: list[Candidate]) -> None:
-        pending = [c for c in cands if c.live and c.item.op not in ("rule:template", "rule:keywords")]
+        pending = [c for c in cands if c.live and c.item.op not in RULE_OPS]
         prompts = [evol.rewrite_prompt(c.item.op, c.item.lang, c.item.parent) for c in pending]
         requests = [Request.chat(p, temperature=self.config.temperature, max_tokens=self.config.rewrite_max_tokens,
                                  seed=c.item.seed("rewrite"), tag=f"augment:{c.item.op}")
@@ -353,7 +352,3 @@ def _unusable(cand: Candidate, done: Completion) -> bool:
 
 def _first_denied(cands: list[Candidate]) -> int:
     return next((i for i, c in enumerate(cands) if c.denied), len(cands))
-
-
-def _norm(text: str) -> str:
-    return re.sub(r"[\W_]+", "", text).lower()
