@@ -72,7 +72,6 @@ class Batch:
                 keep.append(i)
         if not keep:
             return
-        self.compact()
         index = torch.tensor(keep)
         if len(keep) < len(rows):
             cache.batch_select_indices(index)
@@ -112,7 +111,7 @@ class Batch:
                 self.dead += 1
                 yield row
         # a finished row costs 1/B of a step while it stays; dropping rows copies the whole cache
-        if self.dead and (self.dead == len(self.rows) or self.dead >= len(self.rows) // DROP_FRACTION):
+        if self.dead and self.dead >= len(self.rows) // DROP_FRACTION:
             self.compact()
 
     def compact(self) -> None:

@@ -102,6 +102,17 @@ def _is_prompt_learning(model: Any) -> bool:
     return bool(getattr(config, "is_prompt_learning", False))
 
 
+def _left_padded(sequences: list[list[int]], pad_id: int) -> tuple[Any, Any]:
+    """``sequences`` as one left-padded id tensor [B, W] and the boolean mask of the real tokens."""
+    width = max(len(seq) for seq in sequences)
+    ids = torch.full((len(sequences), width), pad_id, dtype=torch.long)
+    mask = torch.zeros((len(sequences), width), dtype=torch.bool)
+    for i, seq in enumerate(sequences):
+        ids[i, width - len(seq):] = torch.tensor(seq, dtype=torch.long)
+        mask[i, width - len(seq):] = True
+    return ids, mask
+
+
 class Engine:
     """Batched generation with a transformers causal LM and its tokenizer (see the module docstring)."""
 
@@ -194,16 +205,12 @@ class Engine:
 
     def _generate_plain(self, rows: list[Row], temperature: float, top_p: float) -> Iterator[Row]:
         self.threads.maybe_adjust()
-        width = max(len(r.prompt) for r in rows)
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        mask = torch.zeros((len(rows), width), dtype=torch.long)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row.prompt):] = torch.tensor(row.prompt)
-            mask[i, width - len(row.prompt):] = 1
+        ids, mask = _left_padded([r.prompt for r in rows], self.pad_id)
+        width = ids.shape[1]
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
             else {"do_sample": False}
         torch.manual_seed(rows[0].seed)
-        out = self.model.generate(input_ids=ids, attention_mask=mask, pad_token_id=self.pad_id,
+        out = self.model.generate(input_ids=ids, attention_mask=mask.long(), pad_token_id=self.pad_id,
                                   max_new_tokens=max(r.max_new for r in rows), **sampling)
         for row, tokens in zip(rows, out[:, width:].tolist()):
             for token in tokens:
@@ -226,12 +233,7 @@ class Engine:
         cache = self.forward.new_cache(self.num_layers)
         if shared:
             cache.fill(self._prefix_kv(tuple(rows[0].prompt[:shared])), len(rows))
-        width = max(len(r.prompt) for r in rows) - shared
-        ids = torch.full((len(rows), width), self.pad_id, dtype=torch.long)
-        suffix_mask = torch.zeros((len(rows), width), dtype=torch.bool)
-        for i, row in enumerate(rows):
-            ids[i, width - len(row.prompt) + shared:] = torch.tensor(row.prompt[shared:])
-            suffix_mask[i, width - len(row.prompt) + shared:] = True
+        ids, suffix_mask = _left_padded([r.prompt[shared:] for r in rows], self.pad_id)
         mask = torch.cat([torch.ones((len(rows), shared), dtype=torch.bool), suffix_mask], dim=1)
         positions = (shared + suffix_mask.long().cumsum(-1) - 1).clamp(min=0)
         return cache, ids, mask, positions
