@@ -101,7 +101,9 @@ def nfkc(text: str, chinese: bool | None = None) -> str:
         return text
     if chinese is None:
         chinese = has_cjk(text)
-    out = [ch if _keep_char(ch, chinese) else unicodedata.normalize("NFKC", ch) for ch in text]
+    # most characters are already NFKC: keep them without asking _keep_char
+    out = [ch if unicodedata.is_normalized("NFKC", ch) or _keep_char(ch, chinese)
+           else unicodedata.normalize("NFKC", ch) for ch in text]
     return unicodedata.normalize("NFC", "".join(out))
 
 
