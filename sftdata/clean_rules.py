@@ -19,13 +19,17 @@ import numpy as np
 
 from .clean_text import CJK_CLASS, CODE_LINE, has_cjk
 from .records import Record
+from .stats import is_cjk_lang
 
 _SPACE = re.compile(r"\s+")
 
 
-def quick_length(text: str) -> int:
-    """stats.text_length with the language guessed from the first characters: words, or CJK characters."""
-    return len(_SPACE.sub("", text)) if has_cjk(text[:200]) else len(text.split())
+def quick_length(text: str, cjk: bool | None = None) -> int:
+    """stats.text_length with the language guessed from the first characters (unless ``cjk`` is given):
+    words, or CJK characters."""
+    if cjk is None:
+        cjk = has_cjk(text[:200])
+    return len(_SPACE.sub("", text)) if cjk else len(text.split())
 
 
 # ---------------------------------------------------------------- refusals and AI disclaimers
@@ -302,9 +306,8 @@ def repetition(rec: Record) -> dict[str, Any] | None:
 # ---------------------------------------------------------------- length outliers
 
 def _unit(rec: Record) -> str:
-    if rec.lang:
-        return "chars" if rec.lang.split("-")[0] in ("zh", "ja", "ko") else "words"
-    return "chars" if has_cjk(rec.output[:200]) else "words"
+    cjk = is_cjk_lang(rec.lang) if rec.lang else has_cjk(rec.output[:200])
+    return "chars" if cjk else "words"
 
 
 MIN_LOG_SCALE = 0.4  # spread floor: at z 3.5 nothing within 4x of the median length is an outlier
@@ -315,7 +318,7 @@ def _group_lengths(records: Sequence[Record]) -> dict[str, dict[int, int]]:
     groups: dict[str, dict[int, int]] = {}
     for index, rec in enumerate(records):
         unit = _unit(rec)
-        length = len(_SPACE.sub("", rec.output)) if unit == "chars" else len(rec.output.split())
+        length = quick_length(rec.output, cjk=unit == "chars")
         groups.setdefault(f"{unit}/{'cls' if rec.is_classification else 'gen'}", {})[index] = length
     return groups
 
