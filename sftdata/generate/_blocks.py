@@ -18,21 +18,21 @@ from ._text import NUM_MARKER, SEPARATOR, match_label
 @dataclass
 class Block:
     opened_by_marker: bool = False
-    after_separator: bool = False
     header: list[str] = field(default_factory=list)
-    fields: dict[str, list[str]] = field(default_factory=dict)
-    order: list[str] = field(default_factory=list)
+    fields: dict[str, list[str]] = field(default_factory=dict)  # in the order they were first opened
     raw: list[str] = field(default_factory=list)
     current: str | None = None  # field receiving continuation lines; None: the header
 
-    def add_line(self, line: str) -> None:
-        (self.fields[self.current] if self.current else self.header).append(line)
-
-    def open_field(self, name: str, value: str) -> None:
-        self.fields.setdefault(name, []).append(value)
-        if name not in self.order:
-            self.order.append(name)
-        self.current = name
+    def take(self, line: str, label: tuple[str, str] | None, rest: str) -> None:
+        """``line`` joins the block: its ``label`` (name, value) opens that field, or else ``rest``
+        (the line, less any marker) continues the current field or the header."""
+        self.raw.append(line)
+        if label:
+            name, value = label
+            self.fields.setdefault(name, []).append(value)
+            self.current = name
+        else:
+            (self.fields[self.current] if self.current else self.header).append(rest)
 
     def text(self, name: str) -> str | None:
         if name not in self.fields:
@@ -61,10 +61,9 @@ def split_blocks(text: str, grammar: Grammar) -> list[Block]:
     lines = text.split("\n")
     blocks: list[Block] = []
     cur: Block | None = None
-    after_sep = False
     for i, line in enumerate(lines):
         if SEPARATOR.match(line):
-            cur, after_sep = None, True
+            cur = None
             continue
         marker = grammar.named.match(line)
         named = marker is not None
@@ -74,31 +73,20 @@ def split_blocks(text: str, grammar: Grammar) -> list[Block]:
             rest = line[marker.end():]
             label = match_label(rest, grammar.labels, grammar.aliases)
             if _marker_opens(cur, named, label, lines, i, grammar):
-                cur = Block(opened_by_marker=True, after_separator=after_sep)
+                cur = Block(opened_by_marker=True)
                 blocks.append(cur)
-                after_sep = False
-                cur.raw.append(line)
-                if label:
-                    cur.open_field(*label)
-                else:
-                    cur.header.append(rest)
+                cur.take(line, label, rest)
                 continue
             if cur is not None and label and not named:  # "1. Input:" inside one task (Alpaca's own format)
-                cur.raw.append(line)
-                cur.open_field(*label)
+                cur.take(line, label, rest)
                 continue
         label = match_label(line, grammar.labels, grammar.aliases)
         if cur is None or (label and _starts_new(cur, label[0], grammar)):
             if cur is None and not line.strip():
                 continue
-            cur = Block(opened_by_marker=False, after_separator=after_sep)
+            cur = Block(opened_by_marker=False)
             blocks.append(cur)
-            after_sep = False
-        cur.raw.append(line)
-        if label:
-            cur.open_field(*label)
-        else:
-            cur.add_line(line)
+        cur.take(line, label, line)
     return blocks
 
 
@@ -107,8 +95,8 @@ def _starts_new(cur: Block, name: str, grammar: Grammar) -> bool:
         return False
     if name in cur.fields:
         return True
-    if grammar.ordered and cur.order:
-        return grammar.rank.get(name, 0) < grammar.rank.get(cur.order[-1], 0)
+    if grammar.ordered and cur.fields:
+        return grammar.rank.get(name, 0) < grammar.rank.get(list(cur.fields)[-1], 0)
     return False
 
 
