@@ -15,6 +15,7 @@ not a row count, bounds memory.
 
 from __future__ import annotations
 
+import math
 import random
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -51,19 +52,35 @@ def check_budget(batch_tokens: int, max_len: int) -> None:
 # ---------------------------------------------------------------- grouping
 
 def pack_rows(lengths: Sequence[int], capacity: int) -> list[list[int]]:
-    """First-fit decreasing: example indices per row, each row's total length <= capacity."""
+    """First-fit decreasing: example indices per row, each row's total length <= capacity.
+
+    Each example (longest first) goes to the first row with room for it, else opens a row. The
+    first such row is found in O(log n) by descending a max segment tree over the rows' free space
+    rather than by scanning every open row.
+    """
+    leaves = 1
+    while leaves < len(lengths):
+        leaves *= 2
+    # node k holds the most free space of any row under it (children 2k, 2k + 1; row r is leaf
+    # leaves + r); rows not yet opened hold -inf, so only open rows are ever found
+    most_free: list[float] = [-math.inf] * (2 * leaves)
     rows: list[list[int]] = []
-    free: list[int] = []
     for index in sorted(range(len(lengths)), key=lambda i: -lengths[i]):
         size = lengths[index]
-        for row, room in enumerate(free):
-            if size <= room:
-                rows[row].append(index)
-                free[row] -= size
-                break
+        if most_free[1] >= size:
+            node = 1
+            while node < leaves:  # the leftmost child with room: the first row that fits
+                node = 2 * node if most_free[2 * node] >= size else 2 * node + 1
+            rows[node - leaves].append(index)
+            most_free[node] -= size
         else:
+            node = leaves + len(rows)
             rows.append([index])
-            free.append(capacity - size)
+            most_free[node] = capacity - size
+        node //= 2
+        while node:
+            most_free[node] = max(most_free[2 * node], most_free[2 * node + 1])
+            node //= 2
     return rows
 
 

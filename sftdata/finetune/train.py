@@ -131,13 +131,18 @@ def rank_batches(examples: Sequence[TokenizedExample], config: FinetuneConfig, e
 
 
 def batch_stream(examples: Sequence[TokenizedExample], config: FinetuneConfig, dist: Dist,
-                 pad_id: int) -> Iterator[tuple[int, Batch]]:
-    """(epoch, batch) forever; the caller stops after the planned number of steps."""
-    epoch = 0
+                 pad_id: int, first_epoch: list[list[list[int]]]) -> Iterator[tuple[int, Batch]]:
+    """(epoch, batch) forever; the caller stops after the planned number of steps.
+
+    ``first_epoch`` is ``rank_batches(examples, config, 0, dist)``, which the caller has already
+    planned to count the steps; later epochs are planned here.
+    """
+    epoch, plan = 0, first_epoch
     while True:
-        for rows in rank_batches(examples, config, epoch, dist):
+        for rows in plan:
             yield epoch, collate(examples, rows, pad_id, bool(config.packing))
         epoch += 1
+        plan = rank_batches(examples, config, epoch, dist)
 
 
 def split_eval(records: list[Record], fraction: float, seed: int) -> tuple[list[Record], list[Record]]:
@@ -263,8 +268,8 @@ def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, 
         loss_module = torch.nn.parallel.DistributedDataParallel(
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
 
-    batches_per_epoch = len(rank_batches(train.examples, config, 0, dist))
-    total_steps = config.epochs * math.ceil(batches_per_epoch / config.grad_accum)
+    first_epoch = rank_batches(train.examples, config, 0, dist)
+    total_steps = config.epochs * math.ceil(len(first_epoch) / config.grad_accum)
     if config.max_steps is not None:
         total_steps = min(total_steps, config.max_steps)
     warmup = round(config.warmup_ratio * total_steps)
@@ -292,7 +297,7 @@ def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, 
 
     curves = run.curves
     curves.add_eval(0, evaluate())
-    stream = batch_stream(train.examples, config, dist, tokenizer.pad_token_id)
+    stream = batch_stream(train.examples, config, dist, tokenizer.pad_token_id, first_epoch)
     bar = tqdm(total=total_steps, file=sys.stderr, unit="step", dynamic_ncols=True,
                disable=not (config.progress and dist.main), desc=f"finetune {config.method}")
     model.train()
