@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-import re
 from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
+from .clean_text import has_cjk
 from .records import Record
-
-_CJK = re.compile(r"[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af]")
 
 
 def is_cjk_lang(lang: str | None) -> bool:
@@ -23,7 +21,7 @@ def text_length(text: str, lang: str | None = None) -> int:
     """
     if lang is None:
         visible = [c for c in text if not c.isspace()]
-        cjk = sum(1 for c in visible if _CJK.match(c))
+        cjk = sum(1 for c in visible if has_cjk(c))
         lang = "zh" if visible and cjk / len(visible) >= 0.3 else "en"
     if is_cjk_lang(lang):
         return sum(1 for c in text if not c.isspace())
