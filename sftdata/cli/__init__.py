@@ -44,13 +44,7 @@ def cli(debug: bool) -> None:
 
 
 for _name in COMMAND_MODULES:
-    try:
-        _module = importlib.import_module(f".{_name}", __name__)
-    except ModuleNotFoundError as _exc:  # a command whose module is not written yet
-        if _exc.name != f"{__name__}.{_name}":
-            raise
-        continue
-    cli.add_command(_module.command)
+    cli.add_command(importlib.import_module(f".{_name}", __name__).command)
 
 
 def _debug_requested(argv: list[str]) -> bool:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 
 import click
@@ -63,7 +62,7 @@ def bench(count: int, max_tokens: int, temperature: float, top_p: float, as_json
                              temperature=temperature, top_p=top_p, max_tokens=max_tokens, seed=i)
                 for i in range(count)]
     started = time.perf_counter()
-    completions = asyncio.run(llm._complete_and_close(requests))
+    completions = llm.complete_sync(requests)
     seconds = time.perf_counter() - started
     tokens = sum(c.usage.completion_tokens for c in completions)
     print_summary("llm bench", {

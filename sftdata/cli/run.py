@@ -8,6 +8,7 @@ import click
 
 from ..estimate import estimate
 from ..pipeline import load_pipeline, plan, run_pipeline
+from ._options import json_option
 
 
 @click.command("run")
@@ -18,7 +19,7 @@ from ..pipeline import load_pipeline, plan, run_pipeline
               "else runs/<name>).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate of requests, tokens and cost; run nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
-@click.option("--json", "as_json", is_flag=True, help="Print the summary as JSON.")
+@json_option
 def command(config: str, overrides: tuple[str, ...], out: str | None, dry_run: bool, no_progress: bool,
             as_json: bool) -> None:
     """Run generate -> filter -> clean -> augment -> export -> finetune -> eval -> report from CONFIG.
