@@ -10,12 +10,10 @@ journals and the checkpoint state, so a resumed run continues exactly where the 
 
 from __future__ import annotations
 
-import json
 import math
 import random
 from collections import Counter
-from collections.abc import Callable, Iterator
-from pathlib import Path
+from collections.abc import Callable
 from typing import Any
 
 from ..filters.rouge import RougeIndex
@@ -30,15 +28,6 @@ from .parse import Instance, Parsed, Unparsed
 
 STAGE = "generate"
 FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
-
-
-def rows(path: Path) -> Iterator[dict]:
-    if not path.exists():
-        return
-    with open(path, encoding="utf-8") as fh:
-        for line in fh:
-            if line.strip():
-                yield json.loads(line)
 
 
 class GenerateStage:
@@ -66,14 +55,14 @@ class GenerateStage:
         self.accepted_j: Journal = rundir.journal("accepted.jsonl")
         self.rejected_j: Journal = rundir.journal("rejected.jsonl")
         self.pool_j: Journal = rundir.journal("instructions.jsonl")
-        for row in rows(self.accepted_j.path):
+        for row in self.accepted_j.read():
             record = records_from_obj(row)[0]
             self.records.append(record)
             self.ids.add(record.id)
-        for row in rows(self.pool_j.path):
+        for row in self.pool_j.read():
             self.pool.append(row["instruction"])
             self.tasks_done += row.get("instances", 0) > 0
-        for row in rows(self.rejected_j.path):
+        for row in self.rejected_j.read():
             self.rejects[(row["detail"].get("level", "instruction"), row["reason"])] += 1
         state = state or {}
         self.counts = Counter(state.get("counts", {}))
