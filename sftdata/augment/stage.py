@@ -24,7 +24,6 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from ..filters.rouge import RougeIndex
 from ..llm.base import Completion, Request
 from ..llm.client import BUDGET, LLM
 from ..records import Record, records_from_obj, rejected
@@ -120,6 +119,8 @@ class AugmentStage:
         self.counts: dict[str, dict[str, Any]] = {op: state.get("ops", {}).get(op) or new_counts()
                                                    for op in self.ops}
         self.kept_by_round: dict[str, int] = dict(state.get("kept_by_round", {}))
+        from ..filters.rouge import RougeIndex  # numba: loaded when a run starts, not by every CLI command
+
         self.index = RougeIndex("auto", self.config.rouge_threshold)
         self.index.add_many(r.instruction for r in self.inputs)
         kept = [records_from_obj(row)[0] for row in self.accepted.read()]
