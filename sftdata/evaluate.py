@@ -107,7 +107,8 @@ def score_references(model: Any, tokenizer: Any, records: Sequence[Record], batc
     import torch
     import torch.nn.functional as F
 
-    from .finetune.data import ExampleDropped, tokenize_example
+    from .finetune.batching import collate
+    from .finetune.data import IGNORE, ExampleDropped, tokenize_example
 
     examples, too_long = [], 0
     for rec in records:
@@ -120,21 +121,13 @@ def score_references(model: Any, tokenizer: Any, records: Sequence[Record], batc
     nll, tokens, correct = 0.0, 0, 0
     with _progress(len(examples), desc) as bar, torch.inference_mode():
         for batch in _batches(order, batch_size):
-            width = max(len(examples[i].input_ids) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            labels = torch.full((len(batch), width), -100, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):  # right padding: positions stay 0..n-1 without help
-                n = len(examples[i].input_ids)
-                ids[row, :n] = torch.tensor(examples[i].input_ids)
-                labels[row, :n] = torch.tensor(examples[i].labels)
-                mask[row, :n] = 1
-            logits = model(input_ids=ids, attention_mask=mask).logits
+            # right padding, targets shifted as in fine-tuning; positions stay 0..n-1 without help
+            tensors = collate(examples, [[i] for i in batch], pad, packed=False)
+            logits = model(input_ids=tensors.input_ids, attention_mask=tensors.attention_mask).logits
             # prompt tuning prepends its virtual tokens' positions: the real tokens' logits are last
-            logits = logits[:, logits.shape[1] - width:-1]
-            target = labels[:, 1:]
-            keep = target != -100
-            picked, gold = logits[keep].float(), target[keep]
+            logits = logits[:, logits.shape[1] - tensors.input_ids.shape[1]:]
+            keep = tensors.targets != IGNORE
+            picked, gold = logits[keep].float(), tensors.targets[keep]
             nll += F.cross_entropy(picked, gold, reduction="sum").item()
             correct += (picked.argmax(-1) == gold).sum().item()
             tokens += int(keep.sum())
