@@ -35,7 +35,7 @@ from typing import Any
 
 from .errors import ConfigError, DataError
 from .export_card import check_license, record_system, write_card
-from .records import Record, read_numbered_records, write_jsonl
+from .records import Record, read_numbered_records, write_jsonl, write_text_atomic
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 SPLITS = ("train", "validation", "test")
@@ -232,9 +232,7 @@ def _write_dataset_info(out_dir: Path, name: str, entries: dict[str, Any]) -> No
     info = {k: v for k, v in info.items() if not (k.startswith(prefix) and isinstance(v, dict)
                                                   and v.get("file_name", "").split("/")[0] in FORMATS)}
     info.update(entries)
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(info, ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
 
 
 def _write_splits(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]]) -> dict[str, str]:

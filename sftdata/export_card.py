@@ -19,7 +19,7 @@ from typing import Any
 import yaml
 
 from .errors import ConfigError
-from .records import Record
+from .records import Record, write_text_atomic
 from .rundir import strip_secrets
 from .stats import table1
 
@@ -285,7 +285,5 @@ def write_card(out_dir: Path, records: Sequence[Record], by_split: dict[str, lis
                summary: dict[str, Any], **kwargs: Any) -> Path:
     text = render_card(summary["name"], records, by_split, summary, **kwargs)
     path = out_dir / "README.md"
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    write_text_atomic(path, text)
     return path

@@ -247,6 +247,13 @@ def read_all(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
     return [rec for path in paths for rec in read_records(path)]
 
 
+def write_text_atomic(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text, encoding="utf-8")
+    os.replace(tmp, path)
+
+
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict | Record]) -> int:
     """Write rows atomically (temp file + rename). Returns the number written."""
     path = Path(path)

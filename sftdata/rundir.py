@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, redact
-from .records import dumps
+from .records import dumps, write_text_atomic
 
 SECRET_KEYS = ("api_key", "api-key", "apikey", "token", "secret", "password", "authorization")
 CHECKPOINTS = "checkpoints.jsonl"
@@ -133,10 +133,8 @@ class RunDir:
 
     # ------------------------------------------------------------ config and stats
     def write_json(self, name: str, data: Any) -> None:
-        tmp = self.path / (name + ".tmp")
-        tmp.write_text(json.dumps(strip_secrets(data), ensure_ascii=False, indent=2, sort_keys=True) + "\n",
-                       encoding="utf-8")
-        os.replace(tmp, self.path / name)
+        write_text_atomic(self.path / name,
+                          json.dumps(strip_secrets(data), ensure_ascii=False, indent=2, sort_keys=True) + "\n")
 
     def read_json(self, name: str) -> Any:
         path = self.path / name
