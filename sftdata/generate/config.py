@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field, fields
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -47,20 +47,6 @@ class GenerateConfig:
     min_words: int = 3
     max_words: int = 150
     no_rule: list[str] = field(default_factory=list)
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any], section: str = "generate") -> GenerateConfig:
-        """From a config file section (``sftdata run``); dashes or underscores in keys."""
-        known = {f.name for f in fields(cls)}
-        values = {str(k).replace("-", "_"): v for k, v in data.items()}
-        unknown = sorted(set(values) - known)
-        if unknown:
-            raise ConfigError(f"unknown setting '{unknown[0]}' (settings: {', '.join(sorted(known))})",
-                              f"{section}.{unknown[0]}")
-        for key in ("seeds", "no_rule"):
-            if isinstance(values.get(key), str):
-                values[key] = [values[key]]
-        return cls(**values)
 
     def validate(self) -> None:
         if self.mode not in MODES:

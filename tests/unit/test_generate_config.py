@@ -7,6 +7,7 @@ import re
 
 import pytest
 
+from sftdata.config import build
 from sftdata.errors import ConfigError, DataError
 from sftdata.generate import prompts
 from sftdata.generate.config import GenerateConfig, SeedTask, derive_seed, load_seeds
@@ -30,10 +31,11 @@ def test_bad_settings_name_their_option(changes, option):
 
 
 def test_from_a_config_file_section():
-    config = GenerateConfig.from_dict({"num-instructions": 7, "seeds": "a.jsonl", "no_rule": ["rouge"], "mode": "alpaca"})
+    config = build(GenerateConfig, {"num-instructions": 7, "seeds": "a.jsonl", "no_rule": ["rouge"], "mode": "alpaca"},
+                   "generate")
     assert (config.num_instructions, config.seeds, config.no_rule, config.mode) == (7, ["a.jsonl"], ["rouge"], "alpaca")
     with pytest.raises(ConfigError, match="generate.num_instruction"):
-        GenerateConfig.from_dict({"num_instruction": 7})
+        build(GenerateConfig, {"num_instruction": 7}, "generate")
 
 
 def test_sampling_defaults_follow_the_originals_unless_set():
