@@ -3,7 +3,7 @@
     data.py      records -> token ids and labels (chat template, prompt masking, truncation)
     batching.py  packing with block-diagonal attention, length-grouped token-budget batches
     methods.py   the peft configs
-    runtime.py   base model, device/precision, DDP, the token loss, held-out loss
+    runtime.py   base model, device/precision, DDP, the token loss
     train.py     FinetuneConfig and finetune(config) -> summary: the training loop
     outputs.py   what --out holds (adapter, tokenizer, sftdata_finetune.json, metrics.json, loss.png)
     merge.py     fold a LoRA / IA3 adapter into its base

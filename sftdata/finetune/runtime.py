@@ -7,10 +7,8 @@ process group (nccl on GPUs, gloo on CPU) and the loss module is wrapped in DDP.
 
 from __future__ import annotations
 
-import math
 import os
 import resource
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,7 +18,6 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..records import Record
 from .batching import Batch
 from .data import IGNORE
 
@@ -153,10 +150,10 @@ class TokenLoss(nn.Module):
     caller divides by the trainable tokens of the whole accumulation window.
     """
 
-    def __init__(self, model: Any, prompt_learning: bool | None = None) -> None:
+    def __init__(self, model: Any, prompt_learning: bool) -> None:
         super().__init__()
         self.model = model
-        self.prompt_learning = is_prompt_learning(model) if prompt_learning is None else prompt_learning
+        self.prompt_learning = prompt_learning
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor,
                 attention_mask: torch.Tensor | None) -> torch.Tensor:
@@ -174,40 +171,6 @@ class TokenLoss(nn.Module):
         return F.cross_entropy(logits.float(), targets[trained], reduction="sum")
 
 
-def is_prompt_learning(model: Any) -> bool:
-    """Whether ``model`` is a peft model with a prefix / prompt tuning adapter active."""
-    config = getattr(model, "active_peft_config", None)
-    return bool(config is not None and config.is_prompt_learning)
-
-
 def batch_loss(module: nn.Module, batch: Batch) -> torch.Tensor:
     """Call ``module`` (a TokenLoss, or DDP around one: its forward must be the call) on a batch."""
     return module(batch.input_ids, batch.targets, batch.position_ids, batch.attention_mask)
-
-
-def heldout_loss(model: Any, tokenizer: Any, records: Sequence[Record], max_len: int = 1024,
-                 batch_tokens: int = 4096) -> dict[str, Any]:
-    """Mean next-token loss over the reply tokens of ``records``, masked and truncated exactly as
-    in fine-tuning; works for a plain model and for any peft adapter on it.
-
-    Returns ``{"loss", "perplexity", "tokens", "examples", "dropped"}`` (loss None without tokens).
-    """
-    from .batching import collate, plan_batches
-    from .data import tokenize_records
-
-    report = tokenize_records(tokenizer, records, max_len)
-    loss_module = TokenLoss(model)
-    packed = not loss_module.prompt_learning  # virtual tokens go in front of each row
-    device = next(model.parameters()).device
-    was_training = model.training
-    model.eval()
-    loss_sum, tokens = 0.0, 0
-    with torch.no_grad():
-        for rows in plan_batches(report.examples, max(batch_tokens, max_len), max_len, packed, seed=0):
-            batch = collate(report.examples, rows, tokenizer.pad_token_id, packed).to(device)
-            loss_sum += float(batch_loss(loss_module, batch))
-            tokens += batch.n_trainable
-    model.train(was_training)
-    loss = loss_sum / tokens if tokens else None
-    return {"loss": loss, "perplexity": math.exp(min(loss, 50.0)) if loss is not None else None,
-            "tokens": tokens, "examples": len(report.examples), "dropped": report.dropped}

@@ -10,11 +10,12 @@ import pytest
 import torch
 
 from sftdata.errors import ConfigError
+from sftdata.evaluate import score_references
 from sftdata.finetune.batching import collate
 from sftdata.finetune.data import IGNORE, TokenizedExample, load_rows
 from sftdata.finetune.methods import MethodOptions, apply_method
 from sftdata.finetune.outputs import Curves
-from sftdata.finetune.runtime import Dist, TokenLoss, batch_loss, heldout_loss
+from sftdata.finetune.runtime import Dist, TokenLoss, batch_loss
 from sftdata.finetune.tiny import byte_tokenizer, tiny_llama, tiny_llama_dir
 from sftdata.finetune.train import FinetuneConfig, backward_window, lr_at, split_eval, train_adapter
 from sftdata.records import Record
@@ -157,13 +158,14 @@ def test_outputs(tiny_dir, data_file, tmp_path):
     assert "### Assistant" in saved.chat_template and saved.pad_token == "</s>"
     held = load_rows([out / "eval.jsonl"])
     assert len(held) == summary["eval_examples"] > 0
-    # the helper `sftdata eval` uses computes the same held-out loss as training reported
-    again = heldout_loss(model, tokenizer, held, max_len=64)
-    assert again["loss"] == pytest.approx(summary["eval_loss"], rel=1e-5) and again["examples"] == len(held)
+    # `sftdata eval` (score_references) computes the same held-out loss as training reported
+    again = score_references(model.eval(), tokenizer, held, batch_size=8, max_len=64)
+    assert again["loss"] == pytest.approx(summary["eval_loss"], rel=1e-5) and again["too_long"] == 0
     from transformers import AutoModelForCausalLM
 
-    base = heldout_loss(AutoModelForCausalLM.from_pretrained(tiny_dir), tokenizer, held, max_len=64)
-    assert base["tokens"] == again["tokens"] and base["loss"] != pytest.approx(again["loss"])
+    base = score_references(AutoModelForCausalLM.from_pretrained(tiny_dir), tokenizer, held,
+                            batch_size=8, max_len=64)
+    assert base["reference_tokens"] == again["reference_tokens"] and base["loss"] != pytest.approx(again["loss"])
 
 
 def test_prefix_tuning_cannot_pack(tiny_dir, data_file, tmp_path):
