@@ -14,6 +14,7 @@ back in reply order; when a non-blank reply yields no item at all, the whole rep
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
@@ -80,7 +81,15 @@ class Parsed(Generic[T]):
         return not self.items and bool(self.entries)
 
 
-def _finish(entries: list, text: str) -> Parsed:
+def _parse(text: str, from_json: Callable[[object], object], from_body: Callable[[str], list]) -> Parsed:
+    """The frame of every parser: a reply holding a JSON list gives one entry per element
+    (``from_json``), any other reply the entries ``from_body`` finds in its cleaned, unfenced text.
+    A non-blank reply without a single item is one Unparsed entry; a non-``str`` gives no entry."""
+    if not isinstance(text, str):
+        return Parsed(())
+    body = unfence(clean_text(text)).strip()
+    items = json_items(body)
+    entries = [from_json(obj) for obj in items] if items is not None else from_body(body)
     if not any(not isinstance(e, Unparsed) for e in entries) and text.strip():
         entries = [Unparsed(text.strip(), "no item could be recovered from the reply")]
     return Parsed(tuple(entries))
@@ -108,24 +117,16 @@ _INPUT_FIRST = _grammar({**_ECHO, **_INPUT, **_OUTPUT}, "instances", [INP, OUT])
 _OUTPUT_FIRST = _grammar({**_ECHO, **_LABEL, **{k: LAB for k in _OUTPUT}, **_INPUT}, "instances", [LAB, INP],
                          ordered=False)
 _LIST_NAMED = named_marker("list")
-_LIST_LABELS = label_pattern({**_INSTRUCTION, **_INPUT, **_OUTPUT})
-_LIST_ALIASES = {**_INSTRUCTION, **_INPUT, **_OUTPUT}
-
-
-def _prepare(text: str) -> str:
-    return unfence(clean_text(text)).strip()
 
 
 # ------------------------------------------------------------------ instruction lists
 
 def parse_instructions(text: str) -> Parsed[str]:
     """Instructions from a reply that continues a numbered list of tasks (Self-Instruct step 1)."""
-    if not isinstance(text, str):
-        return Parsed(())
-    body = _prepare(text)
-    from_json = json_items(body)
-    if from_json is not None:
-        return _finish([_json_instruction(obj) for obj in from_json], text)
+    return _parse(text, _json_instruction, _instructions_in)
+
+
+def _instructions_in(body: str) -> list:
     lines = [line for line in body.split("\n") if not FENCE.match(line)]
     numbered = any(_LIST_NAMED.match(line) or NUM_MARKER.match(line) for line in lines)
     chunks: list[tuple[bool, list[str]]] = []  # (opened by a marker, lines)
@@ -134,7 +135,7 @@ def parse_instructions(text: str) -> Parsed[str]:
             chunks.append((False, []))
             continue
         marker = _LIST_NAMED.match(line) or NUM_MARKER.match(line) or (None if numbered else BULLET.match(line))
-        label = match_label(line, _LIST_LABELS, _LIST_ALIASES)
+        label = match_label(line, _TASKS.labels, _TASKS.aliases)
         if marker is not None:
             chunks.append((True, [line[marker.end():]]))
         elif label and label[0] == INS and (not chunks or not chunks[-1][0] or _instruction_seen(chunks[-1][1])):
@@ -147,18 +148,18 @@ def parse_instructions(text: str) -> Parsed[str]:
         # no numbering at all: one instruction per line, chatter lines aside
         lines = [line for _, chunk in chunks for line in chunk
                  if line.strip() and not is_preamble(line) and not is_closing(line) and not is_refusal(line)]
-        return _finish([_instruction_item([line]) for line in lines], text)
+        return [_instruction_item([line]) for line in lines]
     entries: list = []
     for index, (by_marker, chunk) in enumerate(chunks):
         if not by_marker:
             entries += _loose_chunk(chunk, first=index == 0, last=index == len(chunks) - 1)
             continue
         entries.append(_instruction_item(chunk))
-    return _finish([e for e in entries if e is not None], text)
+    return [e for e in entries if e is not None]
 
 
 def _instruction_seen(lines: list[str]) -> bool:
-    return any((lab := match_label(line, _LIST_LABELS, _LIST_ALIASES)) and lab[0] == INS for line in lines)
+    return any((lab := match_label(line, _TASKS.labels, _TASKS.aliases)) and lab[0] == INS for line in lines)
 
 
 def _loose_chunk(chunk: list[str], first: bool, last: bool) -> list:
@@ -185,7 +186,7 @@ def _instruction_item(chunk: list[str]) -> str | Unparsed | None:
             if lines:
                 break
             continue
-        label = match_label(line, _LIST_LABELS, _LIST_ALIASES)
+        label = match_label(line, _TASKS.labels, _TASKS.aliases)
         if label is not None:
             if label[0] != INS:
                 break  # "Input:" / "Output:" after the instruction: the instruction is complete
@@ -217,7 +218,7 @@ def _clean_instruction(text: str) -> str:
         text = text[title.end():]  # "**Creative writing:** Write a poem..." -> the instruction
     text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
     text = text.replace("**", "").strip()
-    label = match_label(text, _LIST_LABELS, _LIST_ALIASES)
+    label = match_label(text, _TASKS.labels, _TASKS.aliases)
     if label is not None and label[0] == INS:
         text = label[1].strip()
     for left, right in _QUOTES:
@@ -243,12 +244,10 @@ def _raw_json(obj: object) -> str:
 
 def parse_tasks(text: str) -> Parsed[Task]:
     """Complete tasks (instruction, input, output) from a one-pass Alpaca-style reply."""
-    if not isinstance(text, str):
-        return Parsed(())
-    body = _prepare(text)
-    from_json = json_items(body)
-    if from_json is not None:
-        return _finish([_json_task(obj) for obj in from_json], text)
+    return _parse(text, _json_task, _tasks_in)
+
+
+def _tasks_in(body: str) -> list:
     blocks = split_blocks(body, _TASKS)
     entries: list = []
     for index, block in enumerate(blocks):
@@ -256,7 +255,7 @@ def parse_tasks(text: str) -> Parsed[Task]:
         if not block.fields and not block.opened_by_marker and (index == 0 or last):
             continue  # preamble or closing chatter
         entries.append(_task(block, last))
-    return _finish(entries, text)
+    return entries
 
 
 _NO_OUTPUT = {"<nooutput>", "<no output>", "nooutput", "无输出", "<无输出>"}
@@ -292,15 +291,13 @@ def _json_task(obj: object) -> Task | Unparsed:
 def parse_instances(text: str, output_first: bool = False) -> Parsed[Instance]:
     """Instances for one task: ``Input:``/``Output:`` pairs, or ``Class label:`` then ``Input:`` when
     ``output_first`` (classification tasks). An input-first reply with no labels at all is one output."""
-    if not isinstance(text, str):
-        return Parsed(())
-    body = _prepare(text)
-    from_json = json_items(body)
-    if from_json is not None:
-        return _finish([_json_instance(obj) for obj in from_json], text)
+    return _parse(text, _json_instance, lambda body: _instances_in(body, output_first))
+
+
+def _instances_in(body: str, output_first: bool) -> list:
     blocks = split_blocks(body, _OUTPUT_FIRST if output_first else _INPUT_FIRST)
     if not output_first and len(blocks) == 1 and not blocks[0].fields:
-        return _finish([_bare_output(blocks[0])], text)
+        return [_bare_output(blocks[0])]
     entries: list = []
     for index, block in enumerate(blocks):
         last = index == len(blocks) - 1
@@ -309,7 +306,7 @@ def parse_instances(text: str, output_first: bool = False) -> Parsed[Instance]:
         if set(block.fields) <= {""} and not block.header_text() and not block.opened_by_marker:
             continue  # only an echo of the task
         entries.append(_instance(block, output_first, last))
-    return _finish(entries, text)
+    return entries
 
 
 def _instance(block: Block, output_first: bool, last: bool) -> Instance | Unparsed:
