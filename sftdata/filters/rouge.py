@@ -84,7 +84,7 @@ def rouge_l_f(tokens_a: list, tokens_b: list) -> float:
     return 0.0
 
 
-def _grown(array: np.ndarray, size: int, fill: int | None = None, arange: bool = False) -> np.ndarray:
+def _grown(array: np.ndarray, size: int, arange: bool = False) -> np.ndarray:
     """``array`` with room for at least ``size`` rows (capacity doubles)."""
     if array.shape[0] >= size:
         return array
@@ -92,7 +92,7 @@ def _grown(array: np.ndarray, size: int, fill: int | None = None, arange: bool =
     if arange:
         new = np.arange(new_size, dtype=array.dtype)
     else:
-        new = np.full((new_size, *array.shape[1:]), 0 if fill is None else fill, dtype=array.dtype)
+        new = np.zeros((new_size, *array.shape[1:]), dtype=array.dtype)
     new[: array.shape[0]] = array
     return new
 
@@ -110,7 +110,6 @@ class RougeIndex:
         if not 0.0 <= threshold <= 1.0:
             raise ValueError(f"threshold must be within [0, 1], got {threshold}")
         self.threshold = float(threshold)
-        self.tokenizer_name = tokenizer
         self._tokenize = get_tokenizer(tokenizer)
         self._vocab: dict = {}  # token str -> id; (token id, k) -> element id for k-th repeats
         self._texts: list[str] = []

@@ -37,14 +37,14 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from ..errors import ConfigError
 from ..records import Record
-from .tokenize import CJK_CLASS, TOKENIZERS, tokenize_cjk
+from .tokenize import TOKENIZERS, cjk_count, has_cjk, tokenize_cjk
 
 __all__ = [
     "FilterConfig", "RULES", "INSTRUCTION_RULES", "INSTANCE_RULES", "STAGE_RULES", "LANGS",
@@ -107,7 +107,6 @@ class FilterConfig:
 
 # ---------------------------------------------------------------- scripts and language
 
-_CJK_RE = re.compile(f"[{CJK_CLASS}]")
 _KANA_RE = re.compile("[\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff\uff66-\uff9d]")
 _HANGUL_RE = re.compile("[\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3]")
 _LATIN_WORD = re.compile(r"[A-Za-z\u00c0-\u024f]+")
@@ -130,7 +129,7 @@ def _unquoted(text: str) -> str:
 def _letters(text: str) -> tuple[int, int, int, list[str], int]:
     """(CJK chars, kana, hangul, Latin words, other-script letters) of the text outside quotes."""
     text = _unquoted(text)
-    cjk = len(_CJK_RE.findall(text))
+    cjk = cjk_count(text)
     latin = _LATIN_WORD.findall(text)
     other = 0
     if not text.isascii():
@@ -222,8 +221,8 @@ def _blacklist(extra: tuple[str, ...]) -> tuple[re.Pattern | None, tuple[str, ..
             line = line.strip()
             if line and not line.startswith("#"):
                 words.append(line)
-    latin = sorted({w.lower() for w in words if not _CJK_RE.search(w)}, key=len, reverse=True)
-    cjk = tuple(sorted({w for w in words if _CJK_RE.search(w)}))
+    latin = sorted({w.lower() for w in words if not has_cjk(w)}, key=len, reverse=True)
+    cjk = tuple(sorted({w for w in words if has_cjk(w)}))
     # ASCII word boundaries: \b would see no boundary between 画 and "graph" (both are \w)
     pattern = None
     if latin:
@@ -325,6 +324,3 @@ def describe_rules() -> str:
     doc = __doc__ or ""
     paragraphs = doc[doc.index("Instruction rules"):doc.index("Language detection")].strip().split("\n\n")
     return "\n\n".join("\b\n" + p for p in paragraphs)
-
-
-_ = field  # dataclasses.field stays importable for subclasses' defaults
