@@ -96,14 +96,12 @@ class ReportSection:
 class Pipeline:
     """A resolved config: global settings, the LLM, and each stage's section (None when switched off)."""
 
-    path: Path
     out: Path
     lang: str | None
     seed: int
     seeds: list[str]
     llm: LLMSection
     stages: dict[str, Any]
-    raw: dict[str, Any]
 
     def public(self) -> dict[str, Any]:
         data = {"out": str(self.out), "lang": self.lang, "seed": self.seed, "seeds": self.seeds,
@@ -152,7 +150,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     llm = build(LLMSection, raw.get("llm"), "llm")
     stages = {name: _build_stage(name, cls, raw.get(name), seed=seed, lang=lang)
               for name, cls in _section_classes().items()}
-    pipeline = Pipeline(path=path, out=out_dir, lang=lang, seed=seed, seeds=seeds, llm=llm, stages=stages, raw=raw)
+    pipeline = Pipeline(out=out_dir, lang=lang, seed=seed, seeds=seeds, llm=llm, stages=stages)
     _validate(pipeline)
     return pipeline
 

@@ -100,8 +100,7 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
             _update_bar(bar, stage, llm)
             if llm.exhausted:
                 raise BudgetExhausted(_budget_message(llm))
-        _write_stats(stage, rundir, llm, started, finished=True)
-        return _summary(stage, llm, started)
+        return _write_stats(stage, rundir, llm, started, finished=True)
     finally:
         await llm.aclose()
 
@@ -129,7 +128,8 @@ def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:
     return summary
 
 
-def _write_stats(stage: Stage, rundir: RunDir, llm: LLM, started: float, finished: bool = False) -> None:
-    stats = _summary(stage, llm, started)
-    stats["finished"] = finished
-    rundir.write_json("stats.json", stats)
+def _write_stats(stage: Stage, rundir: RunDir, llm: LLM, started: float, finished: bool = False) -> dict[str, Any]:
+    """Write stats.json; return the summary it holds (without its ``finished`` flag)."""
+    summary = _summary(stage, llm, started)
+    rundir.write_json("stats.json", {**summary, "finished": finished})
+    return summary
