@@ -81,7 +81,7 @@ report: {{}}
 """
 
 
-def _readme(directory: str, lang: str, domain: str) -> str:
+def _readme(lang: str, domain: str) -> str:
     return f"""# {domain} dataset ({lang})
 
 Made with `sftdata init`. Next steps:
@@ -101,7 +101,7 @@ def scaffold(directory: str | Path, lang: str = "en", domain: str = "general", f
     files = {
         root / "config.yaml": _config(lang, domain),
         root / "seeds.jsonl": "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in domain_seed_tasks(lang, domain)),
-        root / "README.md": _readme(str(root), lang, domain),
+        root / "README.md": _readme(lang, domain),
     }
     existing = [p for p in files if p.exists()]
     if existing and not force:
