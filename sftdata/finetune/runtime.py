@@ -18,6 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
+from ..llm.embedded import embedded_model_dir, load_model_and_tokenizer
 from .batching import Batch
 from .data import IGNORE
 
@@ -33,23 +34,9 @@ def load_base(base_model: str | None, dtype: torch.dtype = torch.float32) -> tup
         if not (path / "config.json").is_file():
             raise ConfigError(f"{base_model} is not a Hugging Face model directory (no config.json)",
                               "--base-model")
-    try:
-        from ..llm.embedded import embedded_model_dir, load_model_and_tokenizer
-    except ImportError:  # the embedded loader is optional for a plain local directory
-        if base_model is None:
-            raise ConfigError("the embedded model loader is not available; pass a local model "
-                              "directory", "--base-model") from None
-        return (*_load_local(base_model, dtype), str(Path(base_model).resolve()))
     model, tokenizer = load_model_and_tokenizer(base_model, dtype=dtype)
     resolved = Path(base_model) if base_model is not None else embedded_model_dir()
     return model, tokenizer, str(resolved.resolve())
-
-
-def _load_local(path: str, dtype: torch.dtype) -> tuple[Any, Any]:
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    model = AutoModelForCausalLM.from_pretrained(path, dtype=dtype)
-    return model, AutoTokenizer.from_pretrained(path)
 
 
 # ---------------------------------------------------------------- device, precision, memory

@@ -9,12 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
-pytest.importorskip("sftdata.llm.embedded", reason="the embedded model loader is not available")
-
-from sftdata.finetune.data import render_prompt_ids  # noqa: E402
-from sftdata.finetune.train import FinetuneConfig, finetune  # noqa: E402
-from sftdata.llm.embedded import load_model_and_tokenizer  # noqa: E402
-from sftdata.records import Record  # noqa: E402
+from sftdata.finetune.data import render_prompt_ids
+from sftdata.finetune.train import FinetuneConfig, finetune
+from sftdata.llm.embedded import load_model_and_tokenizer
+from sftdata.records import Record
 
 pytestmark = pytest.mark.slow
 
