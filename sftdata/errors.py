@@ -53,6 +53,7 @@ class ConfigError(SftdataError):
 
     def __init__(self, message: str, option: str | None = None) -> None:
         self.option = option
+        self.message = message  # without the option, for re-raising under another option's name
         super().__init__(f"{option}: {message}" if option else message)
 
 

@@ -74,7 +74,7 @@ class ExportSection:
         try:
             parse_formats(self.formats)
         except ConfigError as exc:
-            raise ConfigError(str(exc).split(": ", 1)[-1], "--formats") from None
+            raise ConfigError(exc.message, "--formats") from None
         parse_split(self.split)
 
 
@@ -207,7 +207,7 @@ def _validate(pipeline: Pipeline) -> None:
             check()
         except ConfigError as exc:
             option = (exc.option or "").lstrip("-").replace("-", "_")
-            raise ConfigError(str(exc).split(": ", 1)[-1], f"{name}.{option}" if option else name) from None
+            raise ConfigError(exc.message, f"{name}.{option}" if option else name) from None
 
 
 # ---------------------------------------------------------------- running
