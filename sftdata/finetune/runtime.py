@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..errors import ConfigError
-from ..llm.embedded import embedded_model_dir, load_model_and_tokenizer
+from ..llm.embedded import _cpu_has_native_bf16, embedded_model_dir, load_model_and_tokenizer
 from .batching import Batch
 from .data import IGNORE
 
@@ -59,17 +59,6 @@ def use_bf16(precision: str, device: torch.device) -> bool:
     if precision == "bf16" and device.type == "cuda" and not native:
         raise ConfigError("this GPU does not support bf16", "--precision")
     return native or precision == "bf16"
-
-
-def _cpu_has_native_bf16() -> bool:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as f:
-            for line in f:
-                if line.startswith("flags"):
-                    return bool(set(line.split(":", 1)[1].split()) & {"avx512_bf16", "amx_bf16"})
-    except OSError:
-        pass
-    return False
 
 
 def peak_memory_mb(device: torch.device) -> dict[str, float]:
