@@ -107,6 +107,17 @@ class Journal:
         self._fh.close()
 
 
+def writable_dir(path: Path) -> None:
+    """Create ``path`` if needed and prove it can be written, or say which ``--out`` cannot."""
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        probe = path / ".write-test"
+        probe.write_text("")
+        probe.unlink()
+    except OSError as exc:
+        raise ConfigError(f"cannot write to output directory {path}: {exc.strerror}", "--out") from None
+
+
 class RunDir:
     """One run's directory. ``fresh=True`` deletes what a previous run left there."""
 
@@ -114,13 +125,7 @@ class RunDir:
         self.path = Path(path)
         if fresh and self.path.exists():
             shutil.rmtree(self.path)
-        try:
-            self.path.mkdir(parents=True, exist_ok=True)
-            probe = self.path / ".write-test"
-            probe.write_text("")
-            probe.unlink()
-        except OSError as exc:
-            raise ConfigError(f"cannot write to output directory {self.path}: {exc.strerror}", "--out") from None
+        writable_dir(self.path)
         self._journals: dict[str, Journal] = {}
 
     def file(self, name: str) -> Path:

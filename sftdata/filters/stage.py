@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..errors import ConfigError
 from ..records import Record, dumps, read_all, rejected
+from ..rundir import writable_dir
 from .rules import RULES, FilterConfig, check_instance, check_instruction
 
 if TYPE_CHECKING:
@@ -126,12 +126,7 @@ def run_filter(in_paths: Iterable[str | os.PathLike[str]], out_dir: str | os.Pat
     if config.instance_rules is None:
         config = dataclasses.replace(config, instance_rules=any(r.output.strip() for r in records))
     out = Path(out_dir)
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        (out / ".write-test").write_text("")
-        (out / ".write-test").unlink()
-    except OSError as exc:
-        raise ConfigError(f"cannot write to output directory {out}: {exc.strerror}", "--out") from None
+    writable_dir(out)
     counts = {"accepted": 0, **{rule: 0 for rule in RULES}}
     targets = {name: out / f"{name}.jsonl" for name in ("accepted", "rejected")}
     temps = {name: path.with_name(path.name + ".tmp") for name, path in targets.items()}
