@@ -15,8 +15,6 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-import numpy as np
-
 from .clean_text import CJK_CLASS, CODE_LINE, has_cjk
 from .records import Record
 from .stats import is_cjk_lang
@@ -255,6 +253,8 @@ def _longest_tandem(toks: Sequence[str]) -> tuple[int, int, int, int]:
     units = min(MAX_UNIT, n // 4)
     if units < 1 or n < 12:
         return (0, 0, 0, 0)
+    import numpy as np  # here, not at the top: every CLI command imports this module
+
     ids = np.fromiter(map(hash, toks), dtype=np.int64, count=n)  # a 64-bit string hash: equal is equal
     padded = np.concatenate((ids, np.full(units, -1)))
     shifts = np.arange(1, units + 1)
