@@ -117,7 +117,7 @@ def score_references(model: Any, tokenizer: Any, records: Sequence[Record], batc
         except ExampleDropped:  # as fine-tuning would: the reply alone fills max_len; generation still scores it
             too_long += 1
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else tokenizer.eos_token_id
+    pad = tokenizer.pad_token_id  # tokenize_example (prepare_tokenizer) gave it one, EOS if none
     nll, tokens, correct = 0.0, 0, 0
     with _progress(len(examples), desc) as bar, torch.inference_mode():
         for batch in _batches(order, batch_size):
@@ -237,12 +237,13 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def evaluate_model(label: str, model_path: str | None, adapter: str | None, records: Sequence[Record],
                    options: EvalOptions) -> tuple[dict[str, Any], list[Generation]]:
+    from .finetune.outputs import trained_tokenizer
     from .llm.embedded import display_name, load_model_and_tokenizer
 
     started = time.perf_counter()
     model, tokenizer = load_model_and_tokenizer(model_path, adapter=adapter)
-    if adapter is not None and (Path(adapter) / "tokenizer_config.json").is_file():
-        tokenizer = _adapter_tokenizer(adapter)  # the tokenizer as trained: chat template, pad token
+    if adapter is not None:
+        tokenizer = trained_tokenizer(adapter, tokenizer)
     result: dict[str, Any] = {"name": label, "model": display_name(model_path), "adapter": adapter}
     result.update(score_references(model, tokenizer, records, options.batch_size, options.max_len,
                                    desc=f"{label}: loss"))
@@ -253,15 +254,6 @@ def evaluate_model(label: str, model_path: str | None, adapter: str | None, reco
     del model
     gc.collect()
     return result, gens
-
-
-def _adapter_tokenizer(adapter: str) -> Any:
-    from transformers import AutoTokenizer
-
-    tokenizer = AutoTokenizer.from_pretrained(adapter, local_files_only=True)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token
-    return tokenizer
 
 
 def resolve_base_model(base_model: str | None, adapters: Sequence[str],

@@ -13,7 +13,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from .methods import MERGEABLE
-from .outputs import read_info
+from .outputs import read_info, trained_tokenizer
 
 
 def adapter_base(adapter_dir: str | Path, base_model: str | None = None) -> str | None:
@@ -40,7 +40,6 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, base_model: str | No
 
     import torch
     from peft import PeftModel
-    from transformers import AutoTokenizer
 
     from .runtime import load_base
 
@@ -52,9 +51,7 @@ def merge_adapter(adapter_dir: str | Path, out: str | Path, base_model: str | No
     out.mkdir(parents=True, exist_ok=True)
     merged.save_pretrained(out, safe_serialization=True)
     # the tokenizer the adapter was trained with (it may carry a default chat template or pad)
-    if (adapter_dir / "tokenizer_config.json").is_file():
-        tokenizer = AutoTokenizer.from_pretrained(adapter_dir, local_files_only=True)
-    tokenizer.save_pretrained(out)
+    trained_tokenizer(adapter_dir, tokenizer).save_pretrained(out)
     return {"adapter": str(adapter_dir), "method": peft_type, "base_model": base_dir, "out": str(out),
             "parameters": sum(p.numel() for p in merged.parameters()),
             "dtype": str(next(merged.parameters()).dtype).replace("torch.", ""),

@@ -114,3 +114,13 @@ def read_info(adapter_dir: str | Path) -> dict[str, Any]:
     if not path.is_file():
         return {}
     return json.loads(path.read_text(encoding="utf-8"))
+
+
+def trained_tokenizer(adapter_dir: str | Path, fallback: Any) -> Any:
+    """The tokenizer an adapter was trained with, when its directory holds one (``sftdata finetune``
+    saves it: chat template, pad token), else ``fallback`` (the base model's)."""
+    if not (Path(adapter_dir) / "tokenizer_config.json").is_file():
+        return fallback
+    from transformers import AutoTokenizer
+
+    return AutoTokenizer.from_pretrained(adapter_dir, local_files_only=True)
