@@ -167,12 +167,14 @@ def collect(inputs: Sequence[str | os.PathLike[str]], finetune: str | None = Non
         "usage": views.usage(sources.stats_files),
         "finetune": {d: {name: {"points": len(p), "first": p[0][1], "last": p[-1][1], "min": min(y for _, y in p)}
                          for name, p in c.items()} for d, c in curves.items()},
-        "eval": [{"file": str(p), **_eval_summary(views.read_json(p))} for p in sources.eval_files],
+        "eval": [],  # filled just below, where each eval.json is read (once)
         "notes": sources.notes,
     }
+    eval_reports = [views.read_json(p) for p in sources.eval_files]
+    stats["eval"] = [{"file": str(p), **_eval_summary(report)}
+                     for p, report in zip(sources.eval_files, eval_reports)]
     stats["rejected_total"] = sum(sum(r.values()) for r in stats["rejections"].values())
-    raw = {"rouge": scores, "lengths": lengths, "curves": curves,
-           "eval": [views.read_json(p) for p in sources.eval_files]}
+    raw = {"rouge": scores, "lengths": lengths, "curves": curves, "eval": eval_reports}
     return stats, records, raw
 
 

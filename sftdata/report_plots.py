@@ -19,6 +19,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
+from .stats import is_cjk_lang
+
 _CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
                  "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK JP", "Droid Sans Fallback",
                  "AR PL UMing CN", "AR PL UKai CN")
@@ -137,7 +139,7 @@ def length_histograms(plt: Any, lengths: dict[str, dict[str, list[int]]]) -> Any
         edges = list(range(low, high + step, step))
         for k, (lang, values) in enumerate(sorted(lengths.items())):
             if values[fld]:
-                unit = "chars" if lang.split("-")[0] in ("zh", "ja", "ko") else "words"
+                unit = "chars" if is_cjk_lang(lang) else "words"
                 ax.hist(values[fld], bins=edges, alpha=0.6, color=COLORS[k % len(COLORS)],
                         label=f"{lang} ({unit}, n={len(values[fld])})")
         ax.set_title(f"{fld} length" + (" (non-empty)" if fld == "input" else ""))
@@ -157,7 +159,7 @@ def leading_words(plt: Any, groups: dict[str, list[tuple[str, int]]]) -> Any:
         words = [w for w, _ in items][::-1]
         counts = [c for _, c in items][::-1]
         ax.barh(words, counts, color=COLORS[k % len(COLORS)])
-        ax.set_title(f"leading {'words' if lang.split('-')[0] in ('zh', 'ja', 'ko') else 'verbs'} ({lang})")
+        ax.set_title(f"leading {'words' if is_cjk_lang(lang) else 'verbs'} ({lang})")
         ax.set_xlabel("# instructions")
         ax.grid(axis="y", visible=False)
         _integer_axis(ax.xaxis)
