@@ -114,7 +114,7 @@ def _section_classes() -> dict[str, type]:
     # imported here: finetune pulls in torch, which `sftdata --help` should not pay for
     from .augment.config import AugmentConfig
     from .filters.rules import FilterConfig
-    from .finetune.train import FinetuneConfig
+    from .finetune.config import FinetuneConfig
     from .generate.config import GenerateConfig
 
     return {"generate": GenerateConfig, "filter": FilterConfig, "clean": CleanSection, "augment": AugmentConfig,

@@ -4,7 +4,8 @@
     batching.py  packing with block-diagonal attention, length-grouped token-budget batches
     methods.py   the peft configs
     runtime.py   base model, device/precision, DDP, the token loss
-    train.py     FinetuneConfig and finetune(config) -> summary: the training loop
+    config.py    FinetuneConfig: the settings and their validation (no torch)
+    train.py     finetune(config) -> summary: the training loop
     outputs.py   what --out holds (adapter, tokenizer, sftdata_finetune.json, metrics.json, loss.png)
     merge.py     fold a LoRA / IA3 adapter into its base
     tiny.py      tiny random models and local tokenizers for tests and the benchmark

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 
 import torch
 
-from ..errors import ConfigError
+from .config import check_budget
 from .data import IGNORE, TokenizedExample
 
 
@@ -39,14 +39,6 @@ class Batch:
         move = (lambda t: None if t is None else t.to(device))  # noqa: E731
         return Batch(move(self.input_ids), move(self.targets), move(self.position_ids),
                      move(self.attention_mask), self.n_trainable, self.n_real)
-
-
-def check_budget(batch_tokens: int, max_len: int) -> None:
-    if max_len < 8:
-        raise ConfigError(f"must be at least 8, got {max_len}", "--max-len")
-    if batch_tokens < max_len:
-        raise ConfigError(f"{batch_tokens} is less than --max-len {max_len}: a batch must hold "
-                          "at least one full-length example", "--batch-tokens")
 
 
 # ---------------------------------------------------------------- grouping

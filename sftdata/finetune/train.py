@@ -25,7 +25,8 @@ from tqdm import tqdm
 from ..errors import ConfigError, DataError, Interrupted
 from ..records import Record
 from . import outputs
-from .batching import Batch, check_budget, collate, plan_batches
+from .batching import Batch, collate, plan_batches
+from .config import FinetuneConfig
 from .data import (
     TokenizedExample,
     TokenizeReport,
@@ -34,7 +35,7 @@ from .data import (
     prepare_tokenizer,
     tokenize_records,
 )
-from .methods import DEFAULT_LR, PROMPT_LEARNING, MethodOptions, apply_method, count_parameters
+from .methods import PROMPT_LEARNING, apply_method, count_parameters
 from .runtime import (
     Dist,
     TokenLoss,
@@ -46,68 +47,6 @@ from .runtime import (
     pick_device,
     use_bf16,
 )
-
-
-@dataclass
-class FinetuneConfig:
-    data: list[str]
-    out: str
-    base_model: str | None = None        # None: the embedded SmolLM2-135M-Instruct
-    method: str = "lora"
-    epochs: int = 3
-    lr: float | None = None              # None: the method's default (methods.DEFAULT_LR)
-    batch_tokens: int = 4096             # tokens per batch, padding included
-    grad_accum: int = 1
-    max_len: int = 1024
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: str = "all-linear"
-    virtual_tokens: int = 20
-    packing: bool | None = None          # None: on, except for prefix/prompt tuning
-    eval_split: float = 0.05
-    eval_data: list[str] = field(default_factory=list)  # a held-out file instead of a split
-    eval_every: int = 0                  # 0: about ten evaluations per run
-    max_steps: int | None = None
-    warmup_ratio: float = 0.05
-    min_lr_ratio: float = 0.1            # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    precision: str = "auto"              # auto | bf16 | fp32 (auto: bf16 where computed natively)
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    progress: bool = True
-
-    def method_options(self) -> MethodOptions:
-        return MethodOptions(method=self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-                             lora_dropout=self.lora_dropout, target_modules=self.target_modules,
-                             virtual_tokens=self.virtual_tokens)
-
-    def resolve(self) -> FinetuneConfig:
-        """Validate, and fill in the defaults that depend on the method."""
-        self.method_options().validate()
-        if not self.data:
-            raise ConfigError("no data files given", "DATA")
-        if self.packing is None:
-            self.packing = self.method not in PROMPT_LEARNING
-        elif self.packing and self.method in PROMPT_LEARNING:
-            raise ConfigError(f"{self.method} tuning puts virtual tokens before each row, so a row "
-                              "holds one example; use --no-packing", "--packing")
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
-        checks = [(self.epochs >= 1, "--epochs", "must be >= 1"), (self.lr > 0, "--lr", "must be > 0"),
-                  (self.grad_accum >= 1, "--grad-accum", "must be >= 1"),
-                  (0 <= self.eval_split < 1, "--eval-split", "must be in [0, 1)"),
-                  (self.eval_every >= 0, "--eval-every", "must be >= 0"),
-                  (self.max_steps is None or self.max_steps >= 1, "--max-steps", "must be >= 1"),
-                  (0 <= self.warmup_ratio < 1, "--warmup-ratio", "must be in [0, 1)"),
-                  (self.max_grad_norm > 0, "--max-grad-norm", "must be > 0")]
-        for ok, option, message in checks:
-            if not ok:
-                raise ConfigError(message, option)
-        check_budget(self.batch_tokens, self.max_len)
-        return self
-
 
 # ---------------------------------------------------------------- schedule and data order
 
