@@ -28,9 +28,9 @@ import httpx2 as httpx  # the client openai 3.x uses, so the baseline is like fo
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sftdata.core.rundir import RunDir  # noqa: E402
 from sftdata.llm.base import Request  # noqa: E402
 from sftdata.llm.client import LLMConfig, make_llm  # noqa: E402
-from sftdata.rundir import RunDir  # noqa: E402
 
 
 def start_server(latency: float) -> tuple[subprocess.Popen, str]:

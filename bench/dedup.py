@@ -36,7 +36,7 @@ sys.path.insert(0, str(ROOT))
 import numpy as np  # noqa: E402
 from rouge_score import rouge_scorer  # noqa: E402
 
-from sftdata.filters.rouge import RougeIndex  # noqa: E402
+from sftdata.filter.rouge import RougeIndex  # noqa: E402
 
 THRESHOLD = 0.7
 FUNCTION_WORDS = ("the a of to and in for on with that is be as by this from or an at it are your how what "

@@ -64,8 +64,8 @@ def cpu_seconds() -> float:
 def run_sftdata(args: argparse.Namespace) -> dict:
     from transformers import AutoTokenizer
 
+    from sftdata.core.records import write_jsonl
     from sftdata.finetune.train import FinetuneConfig, finetune
-    from sftdata.records import write_jsonl
 
     tokenizer = AutoTokenizer.from_pretrained(args.base_model)  # the stage loads the model itself
     records, examples = examples_for(tokenizer, args.examples, args.max_len)

@@ -20,8 +20,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .config import apply_overrides, build, load_file, to_plain
-from .errors import ConfigError
+from .core.config import apply_overrides, build, load_file, to_plain
+from .core.errors import ConfigError
 from .llm.client import LLMConfig
 
 STAGE_ORDER = ["generate", "filter", "clean", "augment", "export", "finetune", "eval", "report"]
@@ -69,7 +69,7 @@ class ExportSection:
 
     def validate(self) -> None:
         """Bad formats or splits fail when the config loads, not after hours of generation."""
-        from .export import parse_formats, parse_split
+        from .export.stage import parse_formats, parse_split
 
         try:
             parse_formats(self.formats)
@@ -113,7 +113,7 @@ class Pipeline:
 def _section_classes() -> dict[str, type]:
     # imported here: finetune pulls in torch, which `sftdata --help` should not pay for
     from .augment.config import AugmentConfig
-    from .filters.rules import FilterConfig
+    from .filter.rules import FilterConfig
     from .finetune.config import FinetuneConfig
     from .generate.config import GenerateConfig
 
@@ -234,7 +234,7 @@ class Context:
 
 
 def _default_seeds(pipeline: Pipeline) -> Path:
-    from .paths import seeds_dir
+    from .core.paths import seeds_dir
 
     return seeds_dir() / f"{pipeline.lang or 'en'}.jsonl"
 
@@ -289,7 +289,7 @@ def _write_marker(directory: Path, data: dict[str, Any]) -> None:
 
 def run_pipeline(pipeline: Pipeline, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     from . import stages
-    from .rundir import RunDir
+    from .core.rundir import RunDir
 
     RunDir(pipeline.out).write_config(pipeline.public())
     ctx = Context(pipeline=pipeline, progress=progress, log=log)

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from .errors import ConfigError
-from .paths import seeds_dir
+from .core.errors import ConfigError
+from .core.paths import seeds_dir
 
 SEEDS_PER_PROJECT = 8
 # words that pick seed tasks of a domain from the general seed file when no domain file ships

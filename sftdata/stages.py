@@ -9,7 +9,7 @@ import dataclasses
 from pathlib import Path
 from typing import Any
 
-from .errors import DataError
+from .core.errors import DataError
 from .pipeline import CleanSection, Context, EvalSection, ExportSection, ReportSection
 
 
@@ -35,7 +35,7 @@ def run_generate(ctx: Context, section: Any) -> tuple[list[Path], dict]:
 
 
 def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
-    from .filters.stage import run_filter as filter_files
+    from .filter.stage import run_filter as filter_files
 
     out = ctx.dir("filter")
     # generated records are compared with the seeds they grew from (not when the seeds are the input)
@@ -45,8 +45,8 @@ def run_filter(ctx: Context, section: Any) -> tuple[list[Path], dict]:
 
 
 def run_clean(ctx: Context, section: CleanSection) -> tuple[list[Path], dict]:
-    from .clean import CleanConfig
-    from .clean import run_clean as clean_files
+    from .clean.stage import CleanConfig
+    from .clean.stage import run_clean as clean_files
 
     config = CleanConfig.from_options(no_rule=section.no_rule, mask_pii=section.mask_pii, outlier_z=section.outlier_z,
                                       outlier_short=section.outlier_short)
@@ -67,8 +67,8 @@ def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
 
 
 def run_export(ctx: Context, section: ExportSection) -> tuple[list[Path], dict]:
-    from .export import export, parse_formats, parse_split
-    from .records import read_all, write_jsonl
+    from .core.records import read_all, write_jsonl
+    from .export.stage import export, parse_formats, parse_split
 
     inputs = ctx.latest_data()
     records = read_all(inputs)
@@ -108,7 +108,7 @@ def run_finetune(ctx: Context, section: Any) -> tuple[list[Path], dict]:
 
 
 def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
-    from .evaluate import EvalOptions, evaluate, write_outputs
+    from .eval.stage import EvalOptions, evaluate, write_outputs
 
     out = ctx.dir("eval")
     try:
@@ -131,7 +131,7 @@ def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
 
 
 def run_report(ctx: Context, section: ReportSection) -> tuple[list[Path], dict]:
-    from .report import build_report
+    from .report.stage import build_report
 
     out = ctx.dir("report")
     finetune = str(ctx.dir("finetune")) if "finetune" in ctx.outputs else None

@@ -8,12 +8,12 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from ..config import to_plain
-from ..errors import ConfigError
+from ..core.config import to_plain
+from ..core.errors import ConfigError
+from ..core.records import read_all
+from ..core.rounds import run_stage
+from ..core.rundir import RunDir
 from ..llm.client import LLMConfig, make_llm
-from ..records import read_all
-from ..rundir import RunDir
-from ..runner import run_stage
 from .config import AugmentConfig
 from .stage import AugmentStage
 

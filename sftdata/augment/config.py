@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from ..errors import ConfigError, DataError
+from ..core.errors import ConfigError, DataError
 from .evol import EVOL_OPS, PARAPHRASE
 
 RULE_OPS = ("rule:template", "rule:keywords")

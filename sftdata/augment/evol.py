@@ -19,6 +19,9 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 
+from ..core.paths import load_prompt
+from ..core.records import Record
+from ..core.stats import text_length
 from ..generate._text import (
     clean_text,
     label_pattern,
@@ -27,9 +30,6 @@ from ..generate._text import (
     strip_closing,
     strip_wrapping,
 )
-from ..paths import load_prompt
-from ..records import Record
-from ..stats import text_length
 from .prompting import prompt, stopwords
 
 EVOL_OPS = ("constraints", "deepen", "concretize", "reasoning", "complicate-input", "breadth")

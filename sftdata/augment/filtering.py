@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from ..filters.rules import FilterConfig, check_instance, check_instruction, detect_lang
-from ..records import Record
+from ..core.records import Record
+from ..filter.rules import FilterConfig, check_instance, check_instruction, detect_lang
 from .config import AugmentConfig
 
 

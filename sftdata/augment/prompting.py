@@ -16,7 +16,7 @@ import re
 from functools import cache
 from pathlib import Path
 
-from ..paths import load_prompt
+from ..core.paths import load_prompt
 
 _DATA = Path(__file__).resolve().parent.parent / "data"
 _BLOCK = re.compile(r"\[\[(!?)(\w+)\]\](.*?)\[\[/\1\2\]\]", re.S)

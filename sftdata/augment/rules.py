@@ -21,7 +21,7 @@ import random
 import re
 from collections.abc import Sequence
 
-from ..filters.tokenize import has_cjk
+from ..filter.tokenize import has_cjk
 from .prompting import data_lines, data_sections
 
 SUPPORTED_LANGS = ("en", "zh")

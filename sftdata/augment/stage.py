@@ -24,10 +24,10 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from ..core.records import Record, records_from_obj, rejected
+from ..core.rundir import RunDir
 from ..llm.base import Completion, Request
 from ..llm.client import BUDGET, LLM
-from ..records import Record, records_from_obj, rejected
-from ..rundir import RunDir
 from . import evol
 from .config import RULE_OPS, AugmentConfig
 from .filtering import InstructionFilter
@@ -119,7 +119,7 @@ class AugmentStage:
         self.counts: dict[str, dict[str, Any]] = {op: state.get("ops", {}).get(op) or new_counts()
                                                    for op in self.ops}
         self.kept_by_round: dict[str, int] = dict(state.get("kept_by_round", {}))
-        from ..filters.rouge import RougeIndex  # numba: loaded when a run starts, not by every CLI command
+        from ..filter.rouge import RougeIndex  # numba: loaded when a run starts, not by every CLI command
 
         self.index = RougeIndex("auto", self.config.rouge_threshold)
         self.index.add_many(r.instruction for r in self.inputs)

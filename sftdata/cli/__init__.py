@@ -14,7 +14,7 @@ import traceback
 import click
 
 from .. import __version__
-from ..errors import BudgetExhausted, SftdataError, redact
+from ..core.errors import BudgetExhausted, SftdataError, redact
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",

@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..augment import OPS, AugmentConfig, augment
-from ..filters.rules import RULES
+from ..filter.rules import RULES
 from ._options import json_option, llm_options, pop_llm_config, print_summary
 
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..clean import GROUPS, RULES, CleanConfig, run_clean
+from ..clean.stage import GROUPS, RULES, CleanConfig, run_clean
 from ._options import json_option, print_summary
 
 _RULE_NAMES = ", ".join(list(GROUPS) + [r for r in RULES if r != "pii"])

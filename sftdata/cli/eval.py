@@ -36,7 +36,7 @@ def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, 
     self-instruct seed tasks), typically the test split written by `sftdata export`. Records carrying
     `is_classification: true` (or named so by --labels-from) also get accuracy and macro P/R/F1.
     """
-    from ..evaluate import EvalOptions, evaluate, json_safe, render_table, write_outputs
+    from ..eval.stage import EvalOptions, evaluate, json_safe, render_table, write_outputs
 
     options = EvalOptions(max_new_tokens=max_new_tokens, batch_size=batch_size, max_len=max_len, limit=limit)
     report = evaluate(list(data), base_model=base_model, adapters=list(adapters), options=options,

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import click
 
-from ..export import FORMATS, export, parse_formats, parse_split, read_inputs
+from ..export.stage import FORMATS, export, parse_formats, parse_split, read_inputs
 from ._options import json_option, print_summary
 
 

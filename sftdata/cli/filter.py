@@ -6,8 +6,8 @@ from pathlib import Path
 
 import click
 
-from ..filters.rules import RULES, FilterConfig, describe_rules
-from ..filters.stage import run_filter
+from ..filter.rules import RULES, FilterConfig, describe_rules
+from ..filter.stage import run_filter
 from ._options import json_option, print_summary
 
 

@@ -39,7 +39,7 @@ def chat(prompt: str, system: str | None, adapter: str | None, temperature: floa
     request = Request.chat(prompt, system=system, temperature=temperature, top_p=top_p, max_tokens=max_tokens)
     completion = llm.complete_sync([request])[0]
     if not completion.ok:
-        from ..errors import LLMError
+        from ..core.errors import LLMError
         raise LLMError(f"request failed after {completion.attempts} attempts: {completion.error}: "
                        f"{completion.error_detail}")
     click.echo(completion.text)

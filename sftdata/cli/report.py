@@ -25,7 +25,7 @@ def command(inputs: tuple[str, ...], out: str, finetune: str | None, seeds: str 
     RUN_DIR_OR_JSONL: JSONL files in any supported format, or run directories (flat, or with
     generate/ filter/ clean/ augment/ export/ finetune/ eval/ stage subdirectories).
     """
-    from ..report import build_report
+    from ..report.stage import build_report
 
     stats = build_report(list(inputs), out, finetune=finetune, seeds=seeds,
                          log=lambda msg: click.echo(msg, err=True))

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .methods import DEFAULT_LR, PROMPT_LEARNING, MethodOptions
 
 

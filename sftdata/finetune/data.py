@@ -25,8 +25,8 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..records import Record, read_numbered_records, rejected
+from ..core.errors import ConfigError, DataError
+from ..core.records import Record, read_numbered_records, rejected
 
 IGNORE = -100
 MIN_PROMPT_TOKENS = 16  # a reply left with fewer prompt tokens than this is dropped, not trained

@@ -11,7 +11,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from .methods import MERGEABLE
 from .outputs import read_info, trained_tokenizer
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 
 METHODS = ("lora", "prefix", "prompt", "ia3")
 PROMPT_LEARNING = {"prefix", "prompt"}

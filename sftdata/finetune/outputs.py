@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from .. import __version__
-from ..records import write_jsonl
+from ..core.records import write_jsonl
 
 if TYPE_CHECKING:
     from .train import Run

@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ..errors import ConfigError
+from ..core.errors import ConfigError
 from ..llm.embedded import _cpu_has_native_bf16, embedded_model_dir, load_model_and_tokenizer
 from .batching import Batch
 from .data import IGNORE

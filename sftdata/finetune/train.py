@@ -22,8 +22,8 @@ import torch
 from peft.helpers import disable_input_dtype_casting
 from tqdm import tqdm
 
-from ..errors import ConfigError, DataError, Interrupted
-from ..records import Record
+from ..core.errors import ConfigError, DataError, Interrupted
+from ..core.records import Record
 from . import outputs
 from .batching import Batch, collate, plan_batches
 from .config import FinetuneConfig

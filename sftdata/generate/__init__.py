@@ -13,9 +13,9 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
+from ..core.rounds import run_stage
+from ..core.rundir import RunDir
 from ..llm.client import LLMConfig, make_llm
-from ..rundir import RunDir
-from ..runner import run_stage
 from .config import GenerateConfig, SeedTask, load_seeds
 
 __all__ = ["GenerateConfig", "SeedTask", "generate", "load_seeds"]

@@ -16,13 +16,13 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..filters.rouge import RougeIndex
-from ..filters.rules import check_instance, check_instruction
+from ..core.records import Record, records_from_obj, rejected
+from ..core.rundir import Journal, RunDir
+from ..core.stats import table1, text_length
+from ..filter.rouge import RougeIndex
+from ..filter.rules import check_instance, check_instruction
 from ..llm.base import Completion, Request
 from ..llm.client import BUDGET, LLM
-from ..records import Record, records_from_obj, rejected
-from ..rundir import Journal, RunDir
-from ..stats import table1, text_length
 from .config import GenerateConfig, SeedTask
 from .parse import Instance, Parsed, Unparsed
 

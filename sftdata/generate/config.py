@@ -8,10 +8,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, DataError
-from ..filters.rules import FilterConfig
-from ..paths import seeds_dir
-from ..records import read_all
+from ..core.errors import ConfigError, DataError
+from ..core.paths import seeds_dir
+from ..core.records import read_all
+from ..filter.rules import FilterConfig
 
 MODES = ("self-instruct", "alpaca")
 LANGS = ("en", "zh")

@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from ..paths import load_prompt
+from ..core.paths import load_prompt
 from .config import SeedTask
 
 NAMES = ("self_instruct_instructions", "classify", "instances_input_first", "instances_output_first",

@@ -16,9 +16,9 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from ..core.records import Record
 from ..llm.base import Request
 from ..llm.client import BUDGET, LLM
-from ..records import Record
 from . import prompts
 from .base import FAILED_TRIES, GenerateStage
 from .config import derive_seed

@@ -9,8 +9,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError, EndpointUnavailable, register_secret
-from ..rundir import RunDir
+from ..core.errors import ConfigError, EndpointUnavailable, register_secret
+from ..core.rundir import RunDir
 from .base import Backend, Completion, Request
 from .cache import ResponseCache
 

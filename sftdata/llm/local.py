@@ -26,7 +26,7 @@ from typing import Any
 
 import torch
 
-from ..errors import ConfigError, SftdataError
+from ..core.errors import ConfigError, SftdataError
 from .base import Completion, Request, Usage
 from .decode import Batch, Row
 from .embedded import display_name, inference_dtype, load_model_and_tokenizer, resolve_model_dir

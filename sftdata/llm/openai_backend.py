@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import httpx2
 import openai
 
-from ..errors import redact
+from ..core.errors import redact
 from .base import Completion, Request, Usage
 
 

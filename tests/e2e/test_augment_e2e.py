@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
-from sftdata.paths import seeds_dir
-from sftdata.records import read_records
+from sftdata.core.paths import seeds_dir
+from sftdata.core.records import read_records
 
 pytestmark = pytest.mark.slow
 OPS = ("constraints", "paraphrase", "rule:template")

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 import torch
 
+from sftdata.core.records import Record
 from sftdata.finetune.data import render_prompt_ids
 from sftdata.finetune.train import FinetuneConfig, finetune
 from sftdata.llm.embedded import load_model_and_tokenizer
-from sftdata.records import Record
 
 pytestmark = pytest.mark.slow
 

@@ -19,7 +19,7 @@ from cli_helpers import run_cli
 from openai_server import Reply
 
 from sftdata.augment import AugmentConfig, augment
-from sftdata.errors import BudgetExhausted
+from sftdata.core.errors import BudgetExhausted
 from sftdata.llm.client import LLMConfig
 
 EN_SEEDS = [
@@ -189,7 +189,7 @@ def test_llm_op_in_both_languages(make_server, tmp_path: Path, op: str, lang: st
 
 
 def _id(seed: dict) -> str:
-    from sftdata.records import record_id
+    from sftdata.core.records import record_id
 
     return record_id(seed["instruction"], seed.get("input", ""), seed["output"])
 
@@ -475,7 +475,7 @@ def test_rerun_of_a_finished_run_sends_nothing(make_server, tmp_path: Path) -> N
 
 
 def test_changed_settings_refuse_to_resume(make_server, tmp_path: Path) -> None:
-    from sftdata.errors import ConfigError
+    from sftdata.core.errors import ConfigError
 
     srv = make_server(reply=FakeModel())
     run(tmp_path, srv, EN_SEEDS, ops=["deepen"])

@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 from cli_helpers import run_cli
 
-from sftdata.records import read_records
+from sftdata.core.records import read_records
 
 _WORDS = [f"{a}{b}" for a in ("sea", "sky", "sun", "rain", "wind", "tree", "rock", "bird")
           for b in ("", "s", "ing", "er", "ed", "ly", "ful", "less")]

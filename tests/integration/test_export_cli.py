@@ -11,7 +11,7 @@ import pytest
 from cli_helpers import run_cli
 
 from sftdata.cli import main
-from sftdata.records import Record, read_records
+from sftdata.core.records import Record, read_records
 
 FORMATS = ["alpaca", "sharegpt", "messages", "prompt-completion"]
 COLUMNS = {"alpaca": ["instruction", "input", "output", "system"], "sharegpt": ["conversations", "system"],

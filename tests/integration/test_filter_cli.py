@@ -12,7 +12,7 @@ import pytest
 from rouge_score import rouge_scorer
 
 from sftdata.cli import main
-from sftdata.filters.rules import RULES
+from sftdata.filter.rules import RULES
 
 
 def run_cli(args: list[str], capsys) -> tuple[int, str, str]:

@@ -9,10 +9,10 @@ from pathlib import Path
 import pytest
 from openai_server import Reply
 
-from sftdata.errors import EndpointUnavailable
+from sftdata.core.errors import EndpointUnavailable
+from sftdata.core.rundir import RunDir
 from sftdata.llm.base import Request
 from sftdata.llm.client import BUDGET, LLMConfig, make_llm
-from sftdata.rundir import RunDir
 
 KEY = "sk-test-SECRET-abcdef123456"
 

@@ -13,8 +13,8 @@ from generate_replies import make_reply
 from test_augment import FakeModel, classify
 
 from sftdata.cli import main
-from sftdata.errors import ConfigError
-from sftdata.paths import seeds_dir
+from sftdata.core.errors import ConfigError
+from sftdata.core.paths import seeds_dir
 from sftdata.pipeline import load_pipeline, plan
 
 ROOT = Path(__file__).resolve().parents[2]

@@ -11,11 +11,11 @@ from pathlib import Path
 
 import pytest
 
-from sftdata import report_plots
 from sftdata.cli import main
-from sftdata.filters.rouge import rouge_l_f
-from sftdata.filters.tokenize import get_tokenizer
-from sftdata.records import Record, rejected, write_jsonl
+from sftdata.core.records import Record, rejected, write_jsonl
+from sftdata.filter.rouge import rouge_l_f
+from sftdata.filter.tokenize import get_tokenizer
+from sftdata.report import plots as report_plots
 
 SEEDS = [
     {"id": "s1", "name": "story", "instruction": "Write a short story about a brave cat.",
@@ -197,7 +197,7 @@ def test_rejections_usage_leading_words_and_curves(staged_report):
     ({"note": "no curves here", "loss": 2.0, "tags": ["a"]}, {}),
 ])
 def test_loss_curves_from_several_metrics_shapes(metrics, expected):
-    from sftdata.report_data import loss_curves
+    from sftdata.report.data import loss_curves
 
     assert loss_curves(metrics) == expected
 
@@ -291,7 +291,7 @@ def test_bad_inputs_exit_2_with_a_clear_message(tmp_path, capsys):
 
 
 def test_without_a_cjk_font_figures_still_render_quietly(tmp_path, monkeypatch, capfd):
-    from sftdata.report import build_report
+    from sftdata.report.stage import build_report
 
     monkeypatch.setattr(report_plots, "cjk_font", lambda: None)
     data = tmp_path / "zh.jsonl"

@@ -22,7 +22,7 @@ from pathlib import Path
 import pytest
 from test_report import make_staged_run
 
-from sftdata.report import build_report
+from sftdata.report.stage import build_report
 
 ARTIFACTS = Path(__file__).resolve().parents[1] / "artifacts"
 CHROMIUM_NAMES = ("chromium", "chromium-browser", "google-chrome", "chrome")

@@ -25,8 +25,8 @@ def _warm_imports() -> None:
     import sftdata.generate.alpaca  # noqa: F401
     import sftdata.generate.self_instruct  # noqa: F401
     import sftdata.llm.openai_backend  # noqa: F401
-    from sftdata.filters.rouge import RougeIndex
-    from sftdata.filters.rules import _langdetect
+    from sftdata.filter.rouge import RougeIndex
+    from sftdata.filter.rules import _langdetect
 
     _langdetect("warm the language detector up once")  # loads its profiles (a second)
     index = RougeIndex(tokenizer="auto", threshold=0.7)  # loads the compiled kernels

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 from helpers_rel import ROOT, cli_command, cli_env, free_port, rows, run_main, run_measured
 
-from sftdata.records import read_records
+from sftdata.core.records import read_records
 
 BAD = ROOT / "tests" / "data" / "bad"
 GOOD = ROOT / "tests" / "data" / "good"
@@ -265,7 +265,7 @@ def test_the_jsonl_reader_streams_1_gb_in_bounded_memory(tmp_path):
     os.mkfifo(fifo)
     line = b'{"instruction": "Summarize the text.", "input": "' + b"lorem ipsum " * 8700 + b'", "output": "ok"}\n'
     feeder = feed_fifo(fifo, repeat(line * 8), GIB - GIB % len(line))
-    script = ("import sys; from sftdata.records import read_records\n"
+    script = ("import sys; from sftdata.core.records import read_records\n"
               "n = sum(len(r.input) for r in read_records(sys.argv[1]))\n"
               "assert n >= 0.99 * 2 ** 30, n")
     run = run_measured([cli_command()[0], "-c", script, str(fifo)], tmp_path)

@@ -17,8 +17,9 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sftdata.augment import evol
-from sftdata.errors import DataError
-from sftdata.filters.rules import FilterConfig, check_instance, check_instruction, detect_lang
+from sftdata.core.errors import DataError
+from sftdata.core.records import Record, iter_json_lines, read_records
+from sftdata.filter.rules import FilterConfig, check_instance, check_instruction, detect_lang
 from sftdata.generate.parse import (
     Instance,
     Task,
@@ -28,7 +29,6 @@ from sftdata.generate.parse import (
     parse_tasks,
     parse_yes_no,
 )
-from sftdata.records import Record, iter_json_lines, read_records
 
 FUZZ = settings(max_examples=120, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 
 from sftdata.augment import GROUPS, OPS, AugmentConfig
-from sftdata.config import build
-from sftdata.errors import ConfigError, DataError
+from sftdata.core.config import build
+from sftdata.core.errors import ConfigError, DataError
 
 
 def test_ops_expand_groups_commas_and_short_rule_names() -> None:

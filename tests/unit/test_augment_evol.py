@@ -8,8 +8,8 @@ import pytest
 
 from sftdata.augment import evol
 from sftdata.augment.prompting import render
-from sftdata.paths import load_prompt
-from sftdata.records import Record
+from sftdata.core.paths import load_prompt
+from sftdata.core.records import Record
 
 EN = Record(instruction="Write a haiku about rain.", output="Rain taps on the roof...")
 EN_INPUT = Record(instruction="Summarize the text.", input="The city council met on Monday.")

@@ -6,8 +6,7 @@ import random
 
 import pytest
 
-from sftdata.clean import CleanConfig, CleanStats, clean_records, normalize_record, removal
-from sftdata.clean_rules import (
+from sftdata.clean.rules import (
     length_outliers,
     refusal,
     repeats_instruction,
@@ -15,7 +14,8 @@ from sftdata.clean_rules import (
     tokens,
     truncated,
 )
-from sftdata.clean_text import (
+from sftdata.clean.stage import CleanConfig, CleanStats, clean_records, normalize_record, removal
+from sftdata.clean.text import (
     collapse_whitespace,
     is_code_task,
     mask_pii,
@@ -24,8 +24,8 @@ from sftdata.clean_text import (
     strip_html,
     unwrap_code_fence,
 )
-from sftdata.errors import ConfigError
-from sftdata.records import Record
+from sftdata.core.errors import ConfigError
+from sftdata.core.records import Record
 
 
 def rec(instruction: str, output: str, input: str = "", **kw) -> Record:

@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from sftdata.cli import main
-from sftdata.evaluate import (
+from sftdata.core.records import Record, write_jsonl
+from sftdata.eval.stage import (
     EvalOptions,
     evaluate,
     generate,
@@ -25,7 +26,6 @@ from sftdata.evaluate import (
     score_references,
     stop_token_ids,
 )
-from sftdata.records import Record, write_jsonl
 
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")

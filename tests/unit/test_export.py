@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 
-from sftdata.errors import ConfigError, DataError
-from sftdata.export import (
+from sftdata.core.errors import ConfigError, DataError
+from sftdata.core.records import Record, records_from_obj
+from sftdata.export.card import check_license, size_category
+from sftdata.export.stage import (
     SPLITS,
     assign_splits,
     dataset_info_entry,
@@ -20,8 +22,6 @@ from sftdata.export import (
     read_inputs,
     to_row,
 )
-from sftdata.export_card import check_license, size_category
-from sftdata.records import Record, records_from_obj
 
 
 def make_records(n_tasks: int = 60, per_task: int = 3) -> list[Record]:

@@ -7,13 +7,13 @@ import random
 import pytest
 import torch
 
-from sftdata.errors import ConfigError
+from sftdata.core.errors import ConfigError
+from sftdata.core.records import Record
 from sftdata.finetune.batching import collate, pack_rows, plan_batches
 from sftdata.finetune.data import IGNORE, TokenizedExample, tokenize_example
 from sftdata.finetune.methods import MethodOptions, apply_method
 from sftdata.finetune.runtime import TokenLoss, batch_loss
 from sftdata.finetune.tiny import byte_tokenizer, tiny_llama
-from sftdata.records import Record
 
 
 def random_examples(n: int, seed: int = 0, vocab: int = 200, max_len: int = 40) -> list[TokenizedExample]:

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from sftdata.errors import DataError
+from sftdata.core.errors import DataError
+from sftdata.core.records import Record
 from sftdata.finetune.data import (
     IGNORE,
     ExampleDropped,
@@ -19,7 +20,6 @@ from sftdata.finetune.data import (
     tokenize_records,
 )
 from sftdata.finetune.tiny import BOS_TEMPLATE, byte_tokenizer, smollm2_tokenizer
-from sftdata.records import Record
 
 SYSTEM = "You answer in one sentence."
 ROW = {"instruction": "Add the numbers.", "input": "2 and 3", "output": "The sum is 5."}

@@ -9,8 +9,9 @@ from pathlib import Path
 import pytest
 import torch
 
-from sftdata.errors import ConfigError
-from sftdata.evaluate import score_references
+from sftdata.core.errors import ConfigError
+from sftdata.core.records import Record
+from sftdata.eval.stage import score_references
 from sftdata.finetune.batching import collate
 from sftdata.finetune.data import IGNORE, TokenizedExample, load_rows
 from sftdata.finetune.methods import MethodOptions, apply_method
@@ -18,7 +19,6 @@ from sftdata.finetune.outputs import Curves
 from sftdata.finetune.runtime import Dist, TokenLoss, batch_loss
 from sftdata.finetune.tiny import byte_tokenizer, tiny_llama, tiny_llama_dir
 from sftdata.finetune.train import FinetuneConfig, backward_window, lr_at, split_eval, train_adapter
-from sftdata.records import Record
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "music", "paper"]
 # learning rates that make a 20k-parameter random model learn within a few dozen steps

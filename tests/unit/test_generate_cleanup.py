@@ -6,10 +6,10 @@ import json
 
 import pytest
 
+from sftdata.core.rundir import RunDir
 from sftdata.generate.config import GenerateConfig, SeedTask
 from sftdata.generate.parse import Instance, Unparsed
 from sftdata.generate.self_instruct import SelfInstructStage
-from sftdata.rundir import RunDir
 
 SEEDS = [SeedTask("Give three tips for staying healthy.", (("", "Sleep, eat well, move."),), False),
          SeedTask("Classify the sentiment of the review as positive or negative.", (("Great!", "Positive"),), True)]

@@ -7,12 +7,12 @@ import re
 
 import pytest
 
-from sftdata.config import build
-from sftdata.errors import ConfigError, DataError
+from sftdata.core.config import build
+from sftdata.core.errors import ConfigError, DataError
+from sftdata.core.paths import prompts_dir
 from sftdata.generate import prompts
 from sftdata.generate.config import GenerateConfig, SeedTask, derive_seed, load_seeds
 from sftdata.generate.parse import parse_instances, parse_instructions, parse_tasks
-from sftdata.paths import prompts_dir
 
 
 @pytest.mark.parametrize("changes, option", [

@@ -7,7 +7,7 @@ import json
 
 import pytest
 
-from sftdata.errors import ConfigError
+from sftdata.core.errors import ConfigError
 from sftdata.llm import embedded
 
 

@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from sftdata.metrics import (
+from sftdata.eval.metrics import (
     classification_scores,
     exact_match,
     match_label,

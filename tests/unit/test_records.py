@@ -5,8 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from sftdata.errors import DataError
-from sftdata.records import Record, read_all, read_records, record_id, write_jsonl
+from sftdata.core.errors import DataError
+from sftdata.core.records import Record, read_all, read_records, record_id, write_jsonl
 
 
 def write(path: Path, text: str | bytes) -> Path:

@@ -9,8 +9,8 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rouge_score import rouge_scorer
 
-from sftdata.filters.rouge import RougeIndex, lcs_length, rouge_l_f
-from sftdata.filters.tokenize import tokenize_cjk, tokenize_rouge
+from sftdata.filter.rouge import RougeIndex, lcs_length, rouge_l_f
+from sftdata.filter.tokenize import tokenize_cjk, tokenize_rouge
 
 
 class _CJK:

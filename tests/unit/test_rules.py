@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sftdata.errors import ConfigError
-from sftdata.filters.rules import (
+from sftdata.core.errors import ConfigError
+from sftdata.core.records import Record
+from sftdata.filter.rules import (
     RULES,
     FilterConfig,
     check_instance,
@@ -16,8 +17,7 @@ from sftdata.filters.rules import (
     count_units,
     detect_lang,
 )
-from sftdata.filters.stage import filter_records
-from sftdata.records import Record
+from sftdata.filter.stage import filter_records
 
 ROOT = Path(__file__).resolve().parents[2]
 EN = FilterConfig(lang="en")

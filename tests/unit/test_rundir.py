@@ -4,8 +4,8 @@ from pathlib import Path
 
 import pytest
 
-from sftdata.errors import ConfigError
-from sftdata.rundir import RunDir, strip_secrets
+from sftdata.core.errors import ConfigError
+from sftdata.core.rundir import RunDir, strip_secrets
 
 
 def test_truncated_last_line_is_dropped_on_open(tmp_path: Path) -> None:

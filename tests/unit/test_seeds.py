@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from sftdata.filters.rouge import RougeIndex
-from sftdata.paths import seeds_dir
-from sftdata.records import read_records
+from sftdata.core.paths import seeds_dir
+from sftdata.core.records import read_records
+from sftdata.filter.rouge import RougeIndex
 
 FILES = [(seeds_dir() / "en.jsonl", 175), (seeds_dir() / "zh.jsonl", 120),
          (seeds_dir() / "domains/legal-en.jsonl", 25), (seeds_dir() / "domains/medical-zh.jsonl", 25),

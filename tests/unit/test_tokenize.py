@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rouge_score import tokenizers
 
-from sftdata.filters.tokenize import get_tokenizer, has_cjk, tokenize_cjk, tokenize_rouge
+from sftdata.filter.tokenize import get_tokenizer, has_cjk, tokenize_cjk, tokenize_rouge
 
 ROUGE = tokenizers.DefaultTokenizer(use_stemmer=False)
 ROUGE_STEM = tokenizers.DefaultTokenizer(use_stemmer=True)

@@ -19,8 +19,8 @@ from typing import Any, Protocol
 
 from tqdm import tqdm
 
+from ..llm.client import LLM, LLMStats
 from .errors import BudgetExhausted, ConfigError
-from .llm.client import LLM, LLMStats
 from .rundir import RunDir
 
 # settings that may change between a run and its resume without invalidating what was done

@@ -26,11 +26,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from . import report_data as views
-from . import report_html as html
-from .errors import ConfigError, DataError
-from .records import Record, read_all, read_records
-from .stats import table1
+from ..core.errors import ConfigError, DataError
+from ..core.records import Record, read_all, read_records
+from ..core.stats import table1
+from . import data as views
+from . import html
 
 STAGES = ("generate", "filter", "clean", "augment", "export", "finetune", "eval")
 DATA_STAGES = ("generate", "filter", "clean", "augment")  # pipeline order: the last one present wins
@@ -187,7 +187,7 @@ def _histogram(scores: list[float], bins: int = 20) -> list[int]:
 
 def _eval_summary(report: Any) -> dict[str, Any]:
     """Each model's headline metrics (and difference to base) from an eval.json."""
-    from .evaluate import flat_metrics
+    from ..eval.stage import flat_metrics
 
     if not isinstance(report, dict) or not isinstance(report.get("models"), list):
         return {"models": []}
@@ -199,7 +199,7 @@ def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
                  finetune: str | None = None, seeds: str | None = None,
                  log: Callable[[str], None] | None = None) -> dict[str, Any]:
     """Write ``report.html``, ``stats.json`` and ``figures/*.png`` under ``out``; return the statistics."""
-    from . import report_plots
+    from . import plots as report_plots
 
     stats, records, raw = collect(inputs, finetune, seeds)
     out_dir = Path(out)

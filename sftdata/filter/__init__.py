@@ -5,5 +5,5 @@
     rules     FilterConfig and the length, blacklist, format, language and instance rules
     stage     filter_records (streaming) and run_filter (files in, accepted/rejected out)
 
-Submodules import lazily: importing ``sftdata.filters`` does not load numba or langdetect.
+Submodules import lazily: importing ``sftdata.filter`` does not load numba or langdetect.
 """

@@ -26,9 +26,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..core.errors import ConfigError
+from ..core.records import Record, read_all
 from . import metrics
-from .errors import ConfigError
-from .records import Record, read_all
 
 # end-of-turn markers of common chat templates; whichever the vocabulary has stops generation
 _STOP_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<|endoftext|>", "</s>")
@@ -65,7 +65,7 @@ def load_eval_records(paths: Sequence[str | os.PathLike[str]], labels_from: Sequ
     Records without a reference reply cannot be scored; they are left out and counted, never dropped
     silently. Returns ``(records, counts)``.
     """
-    from .finetune.data import load_rows
+    from ..finetune.data import load_rows
 
     records = load_rows(paths)  # remembers file:line for errors about a record
     task_type: dict[str, bool] = {}
@@ -107,8 +107,8 @@ def score_references(model: Any, tokenizer: Any, records: Sequence[Record], batc
     import torch
     import torch.nn.functional as F
 
-    from .finetune.batching import collate
-    from .finetune.data import IGNORE, ExampleDropped, tokenize_example
+    from ..finetune.batching import collate
+    from ..finetune.data import IGNORE, ExampleDropped, tokenize_example
 
     examples, too_long = [], 0
     for rec in records:
@@ -158,7 +158,7 @@ def generate(model: Any, tokenizer: Any, records: Sequence[Record], batch_size: 
     import torch
     from transformers import GenerationConfig
 
-    from .finetune.data import render_prompt_ids
+    from ..finetune.data import render_prompt_ids
 
     prompts = [render_prompt_ids(tokenizer, rec) for rec in records]
     stops = stop_token_ids(model, tokenizer)
@@ -237,8 +237,8 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 def evaluate_model(label: str, model_path: str | None, adapter: str | None, records: Sequence[Record],
                    options: EvalOptions) -> tuple[dict[str, Any], list[Generation]]:
-    from .finetune.outputs import trained_tokenizer
-    from .llm.embedded import display_name, load_model_and_tokenizer
+    from ..finetune.outputs import trained_tokenizer
+    from ..llm.embedded import display_name, load_model_and_tokenizer
 
     started = time.perf_counter()
     model, tokenizer = load_model_and_tokenizer(model_path, adapter=adapter)
@@ -264,7 +264,7 @@ def resolve_base_model(base_model: str | None, adapters: Sequence[str],
     Without ``--base-model``, adapters naming different bases are an error: their scores would not
     share a baseline. With it, an adapter naming another base only draws a warning (directories move).
     """
-    from .finetune.outputs import read_info
+    from ..finetune.outputs import read_info
 
     named: dict[str, str | None] = {}
     for adapter in adapters:
@@ -392,7 +392,7 @@ def write_outputs(report: dict[str, Any], out_dir: str | os.PathLike[str]) -> di
     """``eval.json`` (metrics), ``eval.md`` (the table), ``predictions.jsonl`` (every generation)."""
     import json
 
-    from .records import write_jsonl
+    from ..core.records import write_jsonl
 
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)

@@ -34,12 +34,11 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from . import clean_rules as rules
-from . import clean_text as text
-from .errors import ConfigError
-from .records import Record, read_all, rejected, write_jsonl
-from .rundir import RunDir
-from .stats import is_cjk_lang
+from ..core.errors import ConfigError
+from ..core.records import Record, read_all, rejected, write_jsonl
+from ..core.rundir import RunDir
+from ..core.stats import is_cjk_lang
+from . import rules, text
 
 NORMALIZE_RULES = ("control-chars", "html", "nfkc", "whitespace", "code-fence")
 REMOVE_RULES = ("empty", "refusal", "repeats-instruction", "repetition", "truncated", "length-outlier")

@@ -178,7 +178,7 @@ def _finetune_section(stats: dict[str, Any], figs: dict[str, Figure]) -> str:
 
 
 def _eval_section(raw_evals: list[Any]) -> str:
-    from .evaluate import comparison_rows
+    from ..eval.stage import comparison_rows
 
     parts = []
     for report in raw_evals:

@@ -15,9 +15,9 @@ from collections.abc import Sequence
 from difflib import SequenceMatcher
 from typing import Any
 
-from .clean_text import CJK_CLASS, CODE_LINE, has_cjk
-from .records import Record
-from .stats import is_cjk_lang
+from ..core.records import Record
+from ..core.stats import is_cjk_lang
+from .text import CJK_CLASS, CODE_LINE, has_cjk
 
 _SPACE = re.compile(r"\s+")
 

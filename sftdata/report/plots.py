@@ -19,7 +19,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from .stats import is_cjk_lang
+from ..core.stats import is_cjk_lang
 
 _CJK_FAMILIES = ("Noto Sans CJK SC", "Noto Sans SC", "Source Han Sans SC", "Source Han Sans CN",
                  "WenQuanYi Micro Hei", "WenQuanYi Zen Hei", "Noto Sans CJK JP", "Droid Sans Fallback",
@@ -226,7 +226,7 @@ def loss_curves(plt: Any, curves: dict[str, list[tuple[float, float]]]) -> Any:
 
 
 def _has_cjk(stats: dict[str, Any]) -> bool:
-    from .stats import is_cjk_lang
+    from ..core.stats import is_cjk_lang
 
     return any(is_cjk_lang(lang) for lang in stats["languages"]) or any(
         is_cjk_lang(group) for group in stats["leading_words"])
@@ -234,7 +234,7 @@ def _has_cjk(stats: dict[str, Any]) -> bool:
 
 def draw(stats: dict[str, Any], raw: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
     """Every figure the statistics allow, as ``report_html.Figure`` by name; plus notes for the reader."""
-    from .report_html import Figure, table1_rows
+    from .html import Figure, table1_rows
 
     notes: list[str] = []
     if _has_cjk(stats) and cjk_font() is None:

@@ -14,9 +14,9 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from . import stats as dataset_stats
-from .errors import DataError
-from .records import Record, iter_json_lines
+from ..core import stats as dataset_stats
+from ..core.errors import DataError
+from ..core.records import Record, iter_json_lines
 
 SEED_KEYS = ("seeds", "seed_tasks", "seed_file", "seeds_path", "seed_path")
 
@@ -30,7 +30,7 @@ def read_json(path: Path) -> Any:
 
 def write_json(path: Path, data: Any) -> None:
     """Strict JSON (NaN / infinity as null), UTF-8, stable key order as built."""
-    from .evaluate import json_safe
+    from ..eval.stage import json_safe
 
     tmp = path.with_name(path.name + ".tmp")
     tmp.write_text(json.dumps(json_safe(data), ensure_ascii=False, indent=2) + "\n", encoding="utf-8")
@@ -51,7 +51,7 @@ def walk(value: Any, prefix: tuple[str, ...] = ()) -> Iterator[tuple[tuple[str, 
 
 def seed_files_from_config(run: Path, config: dict[str, Any]) -> list[Path]:
     """Seed files a run's config.json names (keys like ``seeds`` / ``seed_tasks``, any depth)."""
-    from .paths import seeds_dir
+    from ..core.paths import seeds_dir
 
     found: list[Path] = []
     for keys, value in walk(config):
@@ -80,7 +80,7 @@ def rouge_vs_seeds(records: Sequence[Record], seeds: Sequence[Record] | None) ->
     scored (bit-parallel LCS), and the index reports the exact maximum for any instruction above its
     threshold; one sharing no token with any seed scores 0. Tokens: CJK-aware where there is CJK.
     """
-    from .filters.rouge import RougeIndex
+    from ..filter.rouge import RougeIndex
 
     seed_texts = sorted(_instructions(seeds or []))
     seed_set = set(seed_texts)

@@ -22,8 +22,8 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ..records import Record, dumps, read_all, rejected
-from ..rundir import writable_dir
+from ..core.records import Record, dumps, read_all, rejected
+from ..core.rundir import writable_dir
 from .rules import RULES, FilterConfig, check_instance, check_instruction
 
 if TYPE_CHECKING:

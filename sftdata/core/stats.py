@@ -6,7 +6,7 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from .clean_text import has_cjk
+from ..clean.text import has_cjk
 from .records import Record
 
 

@@ -49,8 +49,8 @@ def rouge_l(prediction: str, reference: str) -> float:
     The "auto" tokenizer: rouge-score's tokens for text without CJK characters, one token per CJK
     character otherwise. It needs no language tag, so a mislabeled record cannot zero its score.
     """
-    from .filters.rouge import rouge_l_f
-    from .filters.tokenize import get_tokenizer
+    from ..filter.rouge import rouge_l_f
+    from ..filter.tokenize import get_tokenizer
 
     tokenize = get_tokenizer("auto")
     return float(rouge_l_f(tokenize(prediction), tokenize(reference)))

@@ -18,10 +18,10 @@ from typing import Any
 
 import yaml
 
-from .errors import ConfigError
-from .records import Record, write_text_atomic
-from .rundir import strip_secrets
-from .stats import table1
+from ..core.errors import ConfigError
+from ..core.records import Record, write_text_atomic
+from ..core.rundir import strip_secrets
+from ..core.stats import table1
 
 PIPELINE_STAGES = ("generate", "filter", "clean", "augment")  # the stage directories of a staged run
 EXAMPLE_COUNT = 3

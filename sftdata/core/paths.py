@@ -6,7 +6,7 @@ import os
 from functools import lru_cache
 from pathlib import Path
 
-_PACKAGE = Path(__file__).resolve().parent
+_PACKAGE = Path(__file__).resolve().parent.parent  # sftdata/, above core/
 
 
 def home() -> Path:

@@ -33,9 +33,9 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
-from .errors import ConfigError, DataError
-from .export_card import check_license, record_system, write_card
-from .records import Record, read_numbered_records, write_jsonl, write_text_atomic
+from ..core.errors import ConfigError, DataError
+from ..core.records import Record, read_numbered_records, write_jsonl, write_text_atomic
+from .card import check_license, record_system, write_card
 
 FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 SPLITS = ("train", "validation", "test")

@@ -42,8 +42,8 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..errors import ConfigError
-from ..records import Record
+from ..core.errors import ConfigError
+from ..core.records import Record
 from .tokenize import TOKENIZERS, cjk_count, has_cjk, tokenize_cjk
 
 __all__ = [
