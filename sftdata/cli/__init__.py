@@ -37,7 +37,15 @@ def _help() -> str:
             "SmolLM2-135M-Instruct model answers, offline.")
 
 
-@click.group(help=_help(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+class _Group(click.Group):
+    """The top-level group; its help is built when shown, so a stage registered at run time is listed."""
+
+    def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        self.help = _help()
+        super().format_help_text(ctx, formatter)
+
+
+@click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sftdata")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:

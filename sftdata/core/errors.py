@@ -1,6 +1,6 @@
 """Every exception sftdata raises on purpose, in one place.
 
-The CLI maps them to exit codes (DESIGN.md): anything else is an internal error (exit 1).
+The CLI maps them to exit codes (docs/architecture.md, "The run directory"): anything else is an internal error (exit 1).
 
     SftdataError                  base class; ``exit_code`` says how the CLI ends
     ├── ConfigError               bad option or configuration value (exit 2)

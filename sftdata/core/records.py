@@ -1,9 +1,9 @@
-"""The Record of DESIGN.md, its stable id, and JSONL reading with ``file:line`` errors.
+"""The Record (docs/architecture.md), its stable id, and JSONL reading with ``file:line`` errors.
 
-Reading accepts every shape sftdata writes or imports, detected per line:
-a Record / alpaca row (``instruction``, ``input``, ``output``), a self-instruct seed task
-(``instruction`` + ``instances``: one Record per instance), sharegpt (``conversations``),
-OpenAI / TRL messages (``messages``) and prompt-completion (``prompt``, ``completion``).
+Reading accepts every shape sftdata writes or imports, detected per line: a row of any format of
+the formats registry (``core.formats``: sharegpt ``conversations``, OpenAI / TRL ``messages``,
+``prompt`` + ``completion``), a Record / alpaca row (``instruction``, ``input``, ``output``), a
+self-instruct seed task (``instruction`` + ``instances``: one Record per instance).
 """
 
 from __future__ import annotations
@@ -17,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from . import formats
 from .errors import DataError
 
 MAX_LINE_BYTES = 8 * 1024 * 1024  # a single record larger than this is a broken file, not data
@@ -77,40 +78,14 @@ def _optional_bool(obj: dict, key: str) -> bool | None:
     raise ValueError(f"field '{key}' must be true, false or null, got {value!r}")
 
 
-def _from_turns(turns: list, role_key: str, text_key: str, user: str, assistant: str,
-                system: str | None) -> Record:
-    if not isinstance(turns, list) or not turns:
-        raise ValueError("conversation must be a non-empty list of turns")
-    prompt, reply = None, None
-    for turn in turns:
-        if not isinstance(turn, dict) or not isinstance(turn.get(text_key), str):
-            raise ValueError(f"each turn needs a string '{text_key}'")
-        role = turn.get(role_key)
-        if role == user and prompt is None:
-            prompt = turn[text_key]
-        elif role == assistant and prompt is not None and reply is None:
-            reply = turn[text_key]
-        elif role == "system" and system is None:
-            system = turn[text_key]
-    if prompt is None:
-        raise ValueError(f"no '{user}' turn in conversation")
-    instruction, _, input_text = prompt.partition("\n\n")
-    meta = {"system": system} if system else {}
-    return Record(instruction=instruction.strip(), input=input_text.strip(), output=reply or "", meta=meta)
-
-
 def records_from_obj(obj: Any) -> list[Record]:
     """Turn one parsed JSON line into Records; raises ValueError naming what is wrong."""
     if not isinstance(obj, dict):
         raise ValueError(f"expected a JSON object, got {type(obj).__name__}")
-    if "conversations" in obj:
-        return [_from_turns(obj["conversations"], "from", "value", "human", "gpt", obj.get("system"))]
-    if "messages" in obj:
-        return [_from_turns(obj["messages"], "role", "content", "user", "assistant", None)]
-    if "prompt" in obj and "completion" in obj and "instruction" not in obj:
-        instruction, _, input_text = _str_field(obj, "prompt").partition("\n\n")
-        return [Record(instruction=instruction.strip(), input=input_text.strip(),
-                       output=_str_field(obj, "completion"))]
+    for fmt in formats.FORMATS.values():  # the dataset formats' rows (core.formats)
+        if fmt.matches is not None and fmt.read is not None and fmt.matches(obj):
+            return [Record(**fields) for fields in fmt.read(obj)]
+    # a Record, an alpaca row (Records' own fields) or a Self-Instruct seed task
     instruction = _str_field(obj, "instruction")
     if not instruction.strip():
         raise ValueError("field 'instruction' is empty")
@@ -275,5 +250,5 @@ def dumps(row: dict | Record) -> str:
 
 
 def rejected(record: Record, stage: str, reason: str, detail: dict | None = None) -> dict:
-    """The rejected-record shape of DESIGN.md."""
+    """The rejected-record shape (docs/architecture.md, "The Record")."""
     return {"record": record.to_dict(), "stage": stage, "reason": reason, "detail": detail or {}}

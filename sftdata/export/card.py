@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import re
+import textwrap
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
@@ -19,6 +20,7 @@ from typing import Any
 import yaml
 
 from .. import registry
+from ..core import formats
 from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
@@ -239,11 +241,33 @@ def _usage(name: str, summary: dict[str, Any]) -> list[str]:
         f'ds = load_dataset("json", data_files={{{data_files}}})', "```", "",
         "With LLaMA-Factory: `dataset_info.json` here has one entry per format and split; point",
         f"`dataset_dir` at this directory and use e.g. `dataset: {key}`.", "",
-        "With TRL's `SFTTrainer`: the `messages` files are its conversational format and the",
-        "`prompt-completion` files its prompt-completion format. axolotl reads `alpaca` (type: alpaca)",
-        "and `sharegpt` / `messages` (type: chat_template); torchtune reads `alpaca` (instruct dataset)",
-        "and `sharegpt` / `messages` (chat dataset).", "",
+        *usage_lines(), "",
     ]
+
+
+def usage_lines(width: int = 95) -> list[str]:
+    """What the card says about the trainers that read each format, from the formats registry: the
+    tools whose own format a file is ("With TRL's `SFTTrainer`: the `messages` files are its
+    conversational format ..."), then the tools that read several ("axolotl reads `alpaca` (...)")."""
+    tools: dict[str, list[tuple[str, str]]] = {}
+    for fmt in formats.FORMATS.values():
+        for tool, how in fmt.usage:
+            tools.setdefault(tool, []).append((fmt.name, how))
+    own = {t: e for t, e in tools.items() if all(how.startswith("its ") for _, how in e)}
+    parts = [f"With {tool}: " + " and ".join(f"the `{name}` files {'are ' if i == 0 else ''}{how}"
+                                            for i, (name, how) in enumerate(entries)) + "."
+             for tool, entries in own.items()]
+    reads = []
+    for tool, entries in tools.items():
+        if tool in own:
+            continue
+        groups: dict[str, list[str]] = {}
+        for name, how in entries:
+            groups.setdefault(how, []).append(f"`{name}`")
+        reads.append(f"{tool} reads " + " and ".join(f"{' / '.join(n)} ({how})" for how, n in groups.items()))
+    if reads:
+        parts.append("; ".join(reads) + ".")
+    return textwrap.wrap(" ".join(parts), width=width, break_on_hyphens=False)
 
 
 def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[Record]],

@@ -4,9 +4,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from ..core import formats
 from ..core.settings import setting
-
-FORMAT_NAMES = ("alpaca", "sharegpt", "messages", "prompt-completion")
 
 
 @dataclass
@@ -15,7 +14,7 @@ class ExportConfig:
 
     formats: list[str] = setting(lambda: ["alpaca", "sharegpt", "messages"], option="--format",
                                  cli_default=("alpaca",),
-                                 help=f"Output format, repeatable or comma-separated: {', '.join(FORMAT_NAMES)}.")
+                                 help=f"Output format, repeatable or comma-separated: {', '.join(formats.names())}.")
     split: list[float] = setting(lambda: [0.9, 0.05, 0.05],
                                  help="train,validation,test ratios summing to 1. A split with ratio 0 is not "
                                       "written.")

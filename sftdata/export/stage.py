@@ -1,20 +1,15 @@
-"""Export: the four JSONL shapes other trainers read as they are, leak-free splits, dataset_info.json.
+"""Export: every format of the formats registry (core/formats.py), leak-free splits, dataset_info.json.
 
-Field names are the ones LLaMA-Factory, TRL, axolotl, torchtune and ``datasets`` expect:
-
-    alpaca             {"instruction", "input", "output"} (+ "system")
-    sharegpt           {"conversations": [{"from": "human"|"gpt", "value"}], "system"?}
-    messages           {"messages": [{"role": "system"?|"user"|"assistant", "content"}]}
-    prompt-completion  {"prompt", "completion"}
-
+The formats, their field names and the prompt join live in ``core.formats`` (alpaca, sharegpt,
+messages, prompt-completion): export writes each chosen one and never guesses at an unknown name.
 The human / user turn and the prompt are the instruction, a blank line, then the input (when there
-is one): the reverse of how ``records.records_from_obj`` imports those shapes, which split at the
-first blank line. So an instruction that itself holds a blank line comes back with its second part
-in ``input`` (the prompt text is the same; only alpaca keeps the two fields apart).
+is one): the reverse of how the readers split it at the first blank line. So an instruction that
+itself holds a blank line comes back with its second part in ``input`` (the prompt text is the
+same; only alpaca keeps the two fields apart).
 
 A record's own system prompt (``meta["system"]``, e.g. from an imported sharegpt file) wins over
-``--system``, which fills in the rest. prompt-completion has no place for a system prompt: it is left
-out there and the summary says so.
+``--system``, which fills in the rest. A format whose rows have no place for a system prompt
+(prompt-completion) leaves it out, and the summary says so.
 
 Splits are written only when they hold records: a split with ratio 0 (or too few records to get
 one) has no file, no dataset_info.json entry and no card config, and a file left by an earlier export
@@ -33,11 +28,11 @@ from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
 
+from ..core import formats as registry
 from ..core.errors import ConfigError, DataError
 from ..core.records import Record, read_numbered_records, write_jsonl, write_text_atomic
 from .card import check_license, record_system, write_card
 
-FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 
@@ -46,18 +41,17 @@ DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 
 def parse_formats(values: Iterable[str]) -> list[str]:
     """``--format`` values, each possibly comma-separated, in first-seen order without repeats."""
-    formats: list[str] = []
+    chosen: list[str] = []
     for value in values:
         for name in (v.strip().lower() for v in value.split(",")):
             if not name:
                 continue
-            if name not in FORMATS:
-                raise ConfigError(f"unknown format '{name}' (choose from {', '.join(FORMATS)})", "--format")
-            if name not in formats:
-                formats.append(name)
-    if not formats:
+            registry.get(name)  # an unknown name is an error naming the known ones
+            if name not in chosen:
+                chosen.append(name)
+    if not chosen:
         raise ConfigError("give at least one format", "--format")
-    return formats
+    return chosen
 
 
 def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
@@ -113,34 +107,17 @@ def export_problem(rec: Record) -> str | None:
 # ---------------------------------------------------------------- formats
 
 def prompt_text(rec: Record) -> str:
-    return f"{rec.instruction}\n\n{rec.input}" if rec.input.strip() else rec.instruction
+    return registry.prompt_text(rec.instruction, rec.input)
 
 
 def to_row(rec: Record, fmt: str, system: str, with_system: bool) -> dict[str, Any]:
     """One record in one format. ``with_system``: the format's rows carry a system column."""
-    if fmt == "alpaca":
-        row: dict[str, Any] = {"instruction": rec.instruction, "input": rec.input, "output": rec.output}
-        if with_system:
-            row["system"] = system
-        return row
-    if fmt == "sharegpt":
-        row = {"conversations": [{"from": "human", "value": prompt_text(rec)},
-                                 {"from": "gpt", "value": rec.output}]}
-        if with_system:
-            row["system"] = system
-        return row
-    if fmt == "messages":
-        turns = [{"role": "system", "content": system}] if system else []
-        turns += [{"role": "user", "content": prompt_text(rec)}, {"role": "assistant", "content": rec.output}]
-        return {"messages": turns}
-    if fmt == "prompt-completion":
-        return {"prompt": prompt_text(rec), "completion": rec.output}
-    raise ConfigError(f"unknown format '{fmt}'", "--format")
+    return registry.get(fmt).write(rec, system, with_system)
 
 
 def columns_of(fmt: str, with_system: bool) -> list[str]:
     """The top-level columns a format's files have (what ``datasets`` shows): ``to_row``'s keys."""
-    return list(to_row(Record(""), fmt, "", with_system))
+    return registry.get(fmt).columns(with_system)
 
 
 # ---------------------------------------------------------------- splits
@@ -195,28 +172,8 @@ def _dataset_name(out_dir: Path, name: str | None) -> str:
 
 
 def dataset_info_entry(fmt: str, file_name: str, with_system: bool) -> dict[str, Any]:
-    """LLaMA-Factory's dataset_info.json entry. Its parser sets every column or tag an entry leaves
-    out of ``columns`` / ``tags`` to None, so each entry names all the ones its format uses."""
-    entry: dict[str, Any] = {"file_name": file_name}
-    if fmt == "alpaca":
-        entry["formatting"] = "alpaca"
-        entry["columns"] = {"prompt": "instruction", "query": "input", "response": "output"}
-    elif fmt == "prompt-completion":  # alpaca with no query column: prompt -> prompt, response -> completion
-        entry["formatting"] = "alpaca"
-        entry["columns"] = {"prompt": "prompt", "response": "completion"}
-    elif fmt == "sharegpt":
-        entry["formatting"] = "sharegpt"
-        entry["columns"] = {"messages": "conversations"}
-        entry["tags"] = {"role_tag": "from", "content_tag": "value", "user_tag": "human",
-                         "assistant_tag": "gpt", "system_tag": "system"}
-    else:  # messages: the system prompt is the first message, found through system_tag
-        entry["formatting"] = "sharegpt"
-        entry["columns"] = {"messages": "messages"}
-        entry["tags"] = {"role_tag": "role", "content_tag": "content", "user_tag": "user",
-                         "assistant_tag": "assistant", "system_tag": "system"}
-    if "system" in columns_of(fmt, with_system):
-        entry["columns"]["system"] = "system"
-    return entry
+    """LLaMA-Factory's dataset_info.json entry of ``fmt`` (the registry's)."""
+    return registry.get(fmt).dataset_info_entry(file_name, with_system)
 
 
 def _write_dataset_info(out_dir: Path, name: str, entries: dict[str, Any]) -> None:
@@ -232,7 +189,7 @@ def _write_dataset_info(out_dir: Path, name: str, entries: dict[str, Any]) -> No
             raise DataError(path, None, "existing dataset_info.json is not a JSON object; move it away")
     prefix = f"{name}_"
     info = {k: v for k, v in info.items() if not (k.startswith(prefix) and isinstance(v, dict)
-                                                  and v.get("file_name", "").split("/")[0] in FORMATS)}
+                                                  and v.get("file_name", "").split("/")[0] in registry.FORMATS)}
     info.update(entries)
     write_text_atomic(path, json.dumps(info, ensure_ascii=False, indent=2) + "\n")
 
@@ -331,8 +288,9 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
         "columns": {fmt: columns_of(fmt, with_system) for fmt in formats},
         "system_prompts": sum(1 for s in systems if s),
     }
-    if with_system and "prompt-completion" in formats:
-        summary["warnings"] = ["prompt-completion has no system field: system prompts are left out of it"]
+    no_system = [fmt for fmt in formats if not registry.get(fmt).keeps_system()] if with_system else []
+    if no_system:
+        summary["warnings"] = [f"{fmt} has no system field: system prompts are left out of it" for fmt in no_system]
     if hf:
         summary["hf"] = hf_paths
     if card:

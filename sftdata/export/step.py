@@ -22,9 +22,12 @@ def run(ctx: StageContext, config: Any) -> StageResult:
 
 
 def exported_file(export_dir: Path, split: str) -> Path:
-    """The first non-empty ``split`` file an export wrote, in the order trainers read formats best."""
-    for fmt in ("messages", "sharegpt", "alpaca", "prompt-completion"):
-        path = export_dir / fmt / f"{split}.jsonl"
+    """The first non-empty ``split`` file an export wrote, in the formats' order of preference for
+    training (core.formats.for_training: messages, sharegpt, alpaca, prompt-completion)."""
+    from ..core.formats import for_training
+
+    for fmt in for_training():
+        path = export_dir / fmt.name / f"{split}.jsonl"
         if path.exists() and path.stat().st_size > 0:
             return path
     raise FileNotFoundError(f"no exported {split} split under {export_dir}")

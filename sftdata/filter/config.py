@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
+from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.settings import setting
@@ -14,6 +16,15 @@ STAGE_RULES = ("rouge", "duplicate")
 RULES = ("rouge", *INSTRUCTION_RULES, *INSTANCE_RULES, "duplicate")
 LANGS = ("en", "zh")  # languages with prompts and blacklists; detection knows many more
 CJK_LANGS = ("zh", "ja", "ko")
+
+
+@lru_cache(maxsize=1)
+def known_langs() -> frozenset[str]:
+    """Language codes detect_lang can return (langdetect's, with zh-cn / zh-tw folded into zh)."""
+    from langdetect.detector_factory import PROFILES_DIRECTORY
+
+    names = {p.name.split("-")[0] for p in Path(PROFILES_DIRECTORY).iterdir() if not p.name.startswith(".")}
+    return frozenset(names | set(LANGS) | set(CJK_LANGS))
 
 
 @dataclass
@@ -50,8 +61,6 @@ class FilterConfig:
             self.lang = self.lang.lower()
 
     def validate(self) -> FilterConfig:
-        from .rules import known_langs
-
         if not 0.0 <= self.rouge_threshold <= 1.0:
             raise ConfigError(f"must be within [0, 1], got {self.rouge_threshold}", "--rouge-threshold")
         if self.rouge_tokenizer not in TOKENIZERS:

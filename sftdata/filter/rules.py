@@ -42,7 +42,16 @@ from pathlib import Path
 from typing import Any
 
 from ..core.records import Record
-from .config import CJK_LANGS, INSTANCE_RULES, INSTRUCTION_RULES, LANGS, RULES, STAGE_RULES, FilterConfig  # noqa: F401
+from .config import (  # noqa: F401 (re-exported)
+    CJK_LANGS,
+    INSTANCE_RULES,
+    INSTRUCTION_RULES,
+    LANGS,
+    RULES,
+    STAGE_RULES,
+    FilterConfig,
+    known_langs,
+)
 from .tokenize import cjk_count, has_cjk, tokenize_cjk
 
 __all__ = [
@@ -109,15 +118,6 @@ def _detector_factory():
     factory.load_profile(PROFILES_DIRECTORY)
     factory.seed = 0
     return factory
-
-
-@lru_cache(maxsize=1)
-def known_langs() -> frozenset[str]:
-    """Language codes detect_lang can return (langdetect's, with zh-cn / zh-tw folded into zh)."""
-    from langdetect.detector_factory import PROFILES_DIRECTORY
-
-    names = {p.name.split("-")[0] for p in Path(PROFILES_DIRECTORY).iterdir() if not p.name.startswith(".")}
-    return frozenset(names | set(LANGS) | set(CJK_LANGS))
 
 
 def _langdetect(text: str) -> str:

@@ -1,6 +1,6 @@
 """What both generate stages share: journals, the in-loop filters, instance cleanup, counts, summary.
 
-Files (DESIGN.md run directory): ``accepted.jsonl`` (one Record per instance), ``rejected.jsonl``
+Files (docs/architecture.md, "The run directory"): ``accepted.jsonl`` (one Record per instance), ``rejected.jsonl``
 (every rejected instruction or instance with its reason; ``detail.level`` says which: "reply"
 for a reply nothing could be parsed from, "instruction", or "instance"),
 ``instructions.jsonl`` (the instruction pool: instructions that passed the filters, each with its

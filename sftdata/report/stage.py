@@ -27,13 +27,12 @@ from pathlib import Path
 from typing import Any
 
 from .. import registry
+from ..core import formats
 from ..core.errors import ConfigError, DataError
 from ..core.records import Record, read_all, read_records
 from ..core.stats import table1
 from . import data as views
 from . import html
-
-EXPORT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 
 
 @dataclass
@@ -56,7 +55,7 @@ def _run_data_files(run: Path) -> list[Path]:
         if (run / stage / "accepted.jsonl").is_file():
             return [run / stage / "accepted.jsonl"]
     for export_dir in (run / "export", run):
-        for fmt in EXPORT_FORMATS:
+        for fmt in formats.names():
             files = sorted((export_dir / fmt).glob("*.jsonl")) if (export_dir / fmt).is_dir() else []
             if files:
                 return files
