@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -12,10 +11,10 @@ from ..core.errors import ConfigError, DataError
 from ..core.paths import seeds_dir
 from ..core.records import read_all
 from ..filter.rules import FilterConfig
+from ..text.cjk import mostly_cjk
 
 MODES = ("self-instruct", "alpaca")
 LANGS = ("en", "zh")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @dataclass
@@ -124,8 +123,7 @@ class SeedTask:
 
 
 def looks_chinese(text: str) -> bool:
-    visible = [c for c in text if not c.isspace()]
-    return bool(visible) and sum(1 for c in visible if _CJK.match(c)) / len(visible) >= 0.3
+    return mostly_cjk(text)
 
 
 def default_seed_file(lang: str) -> Path:
