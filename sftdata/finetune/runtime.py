@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..llm.embedded import embedded_model_dir, load_model_and_tokenizer, native_bf16
+from ..llm.local.embedded import embedded_model_dir, load_model_and_tokenizer, native_bf16
 from .batching import Batch
 from .data import IGNORE
 

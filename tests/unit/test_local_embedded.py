@@ -8,7 +8,7 @@ import json
 import pytest
 
 from sftdata.core.errors import ConfigError
-from sftdata.llm import embedded
+from sftdata.llm.local import embedded
 
 
 def test_the_gguf_is_found_without_importing_its_package() -> None:

@@ -1,7 +1,7 @@
 """The local backend: the embedded SmolLM2-135M-Instruct (or any local HF model directory) on the CPU.
 
 The engine is our own decode loop rather than ``model.generate`` one prompt at a time:
-- continuous batching (:mod:`sftdata.llm.decode`): rows that finish leave the batch and waiting
+- continuous batching (:mod:`sftdata.llm.local.decode`): rows that finish leave the batch and waiting
   prompts take their place, so it stays full until the queue runs dry; prompts are admitted
   shortest first, which keeps left padding small;
 - the prompts' common prefix (the chat template's system prompt) is prefilled once and shared;
@@ -21,13 +21,13 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
-from ..core.errors import ConfigError, SftdataError
-from .base import Completion, Request, Usage
+from ...core.errors import ConfigError, SftdataError
+from ..base import Completion, Request, Usage
 from .decode import Batch, Row
 from .embedded import display_name, inference_dtype, load_model_and_tokenizer, resolve_model_dir
 from .fast_llama import make_forward
@@ -116,7 +116,9 @@ def _left_padded(sequences: list[list[int]], pad_id: int) -> tuple[Any, Any]:
 class Engine:
     """Batched generation with a transformers causal LM and its tokenizer (see the module docstring)."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "") -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "",
+                 stop_ids: Iterable[int] = ()) -> None:
+        """``stop_ids``: end-of-turn tokens that end a row besides the model's EOS."""
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
@@ -126,7 +128,7 @@ class Engine:
         config = model.config
         self.max_positions = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
         self.num_layers = int(config.num_hidden_layers)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = _eos_ids(model, tokenizer) | frozenset(stop_ids)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.threads = ThreadChooser(dtype=next(model.parameters()).dtype, hidden=config.hidden_size,
                                      out=getattr(config, "intermediate_size", 4 * config.hidden_size))
@@ -159,6 +161,25 @@ class Engine:
         finally:
             self.threads.restore()
         return [r for r in results if r is not None]
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
+        """Greedy continuations of already-tokenized prompts: (new token ids, finish reason) each, in order.
+
+        For callers that render prompts themselves (eval renders them exactly as fine-tuning did). The
+        ids end with the stop token when the row stopped (``"stop"``); ``"length"`` otherwise.
+        """
+        request = Request.chat("", temperature=0.0, max_tokens=max_new_tokens)
+        rows = [Row(i, request, list(prompt), 0, min(max_new_tokens, self.max_positions - len(prompt)))
+                for i, prompt in enumerate(prompts)]
+        done: list[tuple[list[int], str]] = [([], "length")] * len(rows)
+        runnable = [row for row in rows if row.max_new > 0]
+        try:
+            with torch.inference_mode():
+                for row in (self._run_plain(runnable) if self.plain else self._run(runnable)):
+                    done[row.index] = (row.generated, row.finish or "length")
+        finally:
+            self.threads.restore()
+        return done
 
     # ------------------------------------------------------------ preparing
     def _prepare(self, index: int, request: Request) -> Row | Completion:

@@ -1,6 +1,6 @@
 """The decode state of the local engine: the rows generating together and one step of all of them.
 
-A :class:`Batch` holds, for the rows being decoded, their KV cache (:mod:`sftdata.llm.kv_cache`),
+A :class:`Batch` holds, for the rows being decoded, their KV cache (:mod:`sftdata.llm.local.kv_cache`),
 attention mask, next positions and tokens, and per-row sampling parameters. A row is done the step
 it finishes; its tensors are dropped in bulk once enough rows are done (each drop copies the cache).
 New rows join after their prefill, their cache left-padded to the batch's width: that is how the
@@ -16,11 +16,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import torch
 
-from .base import Request
+from ..base import Request
 from .sampling import DEFAULT_TOP_K, sample, uniforms
 
 if TYPE_CHECKING:
-    from .local import Engine
+    from .engine import Engine
 
 DROP_FRACTION = 8  # finished rows are dropped once they are 1/8 of the batch
 
