@@ -8,7 +8,8 @@ The engine is our own decode loop rather than ``model.generate`` one prompt at a
 - a KV cache that grows in place instead of being re-concatenated every step (:mod:`.kv_cache`);
 - a lean forward for Llama-architecture models (:mod:`.fast_llama`), transformers' own otherwise;
 - a sampler that looks for the top-p nucleus among the top-k tokens (:mod:`.sampling`);
-- bf16 where the CPU computes it natively; a thread count chosen by measuring (:mod:`.threads`).
+- bf16 where the CPU computes it natively; a thread count chosen by measuring (:mod:`.threads`);
+- every row's bytes kept valid UTF-8 when a vocabulary splits characters across tokens (:mod:`.utf8`).
 Each request keeps its own temperature, top_p, max_tokens, stop strings and seed inside a shared
 batch; a request's random draws depend on its seed only, not on its neighbours.
 """
@@ -33,6 +34,7 @@ from .embedded import display_name, inference_dtype, load_model_and_tokenizer, r
 from .fast_llama import make_forward
 from .lite import load_lite, unsupported_reason
 from .threads import ThreadChooser
+from .utf8 import Utf8Guard, complete_text
 
 REFILL_FRACTION = 0.75  # admit waiting prompts once the batch has shrunk below this share of its size
 MIN_SHARED_PREFIX = 8  # shorter common prompt prefixes are not worth a separate prefill
@@ -138,6 +140,8 @@ class Engine:
         self.forward = None if self.plain else make_forward(model)
         self.threads.restore()
         self._prefixes: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+        # byte-level vocabularies split characters across tokens: keep every row's bytes valid UTF-8
+        self.utf8 = Utf8Guard.for_tokenizer(tokenizer)
 
     # ------------------------------------------------------------ public
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -235,6 +239,9 @@ class Engine:
                                   max_new_tokens=max(r.max_new for r in rows), **sampling)
         for row, tokens in zip(rows, out[:, width:].tolist()):
             for token in tokens:
+                # model.generate cannot be steered token by token; the state still lets the end be held back
+                if self.utf8 is not None:
+                    row.utf8 = self.utf8.step(row.utf8, token) or row.utf8
                 if self.check_finished(row, token):
                     break
             yield row
@@ -302,7 +309,7 @@ class Engine:
         tokens = row.generated
         if tokens and tokens[-1] in self.eos_ids:
             tokens = tokens[:-1]
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = complete_text(self.tokenizer.decode(tokens, skip_special_tokens=True), row.utf8)
         cut = min((at for at in (text.find(s) for s in row.request.stop) if at >= 0), default=-1)
         if cut >= 0:
             text = text[:cut]
