@@ -132,7 +132,7 @@ def resolve_model(args: argparse.Namespace) -> str:
         return args.base_model
     if not args.tiny:
         try:
-            from sftdata.llm.embedded import embedded_model_dir
+            from sftdata.llm.local.embedded import embedded_model_dir
 
             args.base_model = str(embedded_model_dir())
             return "SmolLM2-135M-Instruct (embedded)"

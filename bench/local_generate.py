@@ -24,9 +24,9 @@ sys.path.insert(0, str(ROOT))
 import torch  # noqa: E402
 
 from sftdata.llm.base import Request  # noqa: E402
-from sftdata.llm.embedded import inference_dtype, load_model_and_tokenizer  # noqa: E402
-from sftdata.llm.local import Engine, load_for_inference  # noqa: E402
-from sftdata.llm.threads import ThreadChooser  # noqa: E402
+from sftdata.llm.local.embedded import inference_dtype, load_model_and_tokenizer  # noqa: E402
+from sftdata.llm.local.engine import Engine, load_for_inference  # noqa: E402
+from sftdata.llm.local.threads import ThreadChooser  # noqa: E402
 
 TASKS = [
     "Write a short story about {}.", "Explain {} to a ten-year-old.", "Give three tips about {}.",
@@ -57,7 +57,7 @@ def run_baseline(model, tokenizer, prompts: list[str], max_new: int, params: dic
                  threads: ThreadChooser) -> tuple[int, float, float]:
     """Plain transformers generation, one prompt at a time (what a simple script does).
 
-    It gets the same thread choice as the engine (measured, see sftdata.llm.threads): with two
+    It gets the same thread choice as the engine (measured, see sftdata.llm.local.threads): with two
     threads on a core another process holds, it would run 10x slower and flatter the ratio.
     """
     sampling = params["temperature"] > 0

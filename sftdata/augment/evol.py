@@ -7,7 +7,7 @@ the same domain. Each is a prompt file ``prompts/<lang>/evol_<op>.txt``.
 An evolution is eliminated, as in the paper, when
 - it adds no information over its parent: an LLM equality check (``evol_equal.txt``) says "same";
 - its answer is a short apology: "sorry" in under 80 words, or 抱歉 / 对不起 / 很遗憾 in under
-  120 characters;
+  120 characters (:func:`sftdata.text.refusals.is_apology`, beside the other stages' refusal tests);
 - its answer is only punctuation and stop words;
 - it copies the evolving prompt's own phrases: the ``#...#`` markers of our prompt files and
   "given prompt", "rewritten prompt", "给定指令", "改写后的指令"... A phrase that the parent already
@@ -21,8 +21,9 @@ from functools import lru_cache
 
 from ..core.paths import load_prompt
 from ..core.records import Record
-from ..core.stats import text_length
-from ..generate._text import (
+from ..text.cjk import HAN_CLASS
+from ..text.refusals import is_apology
+from ..text.reply import (
     clean_text,
     label_pattern,
     match_label,
@@ -45,11 +46,6 @@ COPIED_PHRASES = (
     "新创作的指令", "换了说法的指令", "给定输入", "给定的输入", "改写后的输入",
 )
 _MARKER = re.compile(r"[#＃][^#＃\n]{1,40}[#＃]")
-
-_SORRY_EN = re.compile(r"\bsorry\b|\bi apologi[sz]e\b", re.I)
-_SORRY_ZH = re.compile(r"抱歉|对不起|很遗憾|不好意思")
-APOLOGY_MAX_WORDS = 80
-APOLOGY_MAX_CHARS_ZH = 120
 
 _DIFFERENT = re.compile(r"\bdifferent\b|\bnot\s+(?:the\s+)?same\b|\bnot\s+equal\b|\bunequal\b|\bnot\s+identical\b"
                         r"|不同|不相同|不一样|不等同|不是相同|不等价")
@@ -184,14 +180,7 @@ def parse_equal(reply: str) -> str | None:
     return "same" if same else None
 
 
-def is_apology(answer: str) -> bool:
-    """A short apology: "sorry" in under 80 words, or 抱歉 / 对不起... in under 120 characters."""
-    if _SORRY_EN.search(answer) and len(answer.split()) < APOLOGY_MAX_WORDS:
-        return True
-    return bool(_SORRY_ZH.search(answer)) and text_length(answer, "zh") < APOLOGY_MAX_CHARS_ZH
-
-
-_CJK_RUN = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]+")
+_CJK_RUN = re.compile(f"[{HAN_CLASS}]+")
 
 
 def only_stopwords(answer: str) -> bool:

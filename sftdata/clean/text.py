@@ -13,12 +13,10 @@ import html
 import re
 import unicodedata
 
-CJK_CLASS = "\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uac00-\ud7af"
-_CJK = re.compile(f"[{CJK_CLASS}]")
+from ..text.cjk import CJK_CLASS, has_cjk
 
-
-def has_cjk(text: str) -> bool:
-    return bool(_CJK.search(text))
+__all__ = ["CJK_CLASS", "has_cjk", "is_code_task", "strip_control", "strip_html", "nfkc", "collapse_whitespace",
+           "CODE_LINE", "looks_like_code", "unwrap_code_fence", "mask_pii"]
 
 
 # ---------------------------------------------------------------- code tasks

@@ -6,26 +6,11 @@ from collections import Counter
 from collections.abc import Iterable
 from typing import Any
 
-from ..clean.text import has_cjk
+from ..text.cjk import is_cjk_lang
+from ..text.count import text_length
 from .records import Record
 
-
-def is_cjk_lang(lang: str | None) -> bool:
-    return (lang or "").split("-")[0] in ("zh", "ja", "ko")
-
-
-def text_length(text: str, lang: str | None = None) -> int:
-    """Words for English and other space-separated languages, characters for Chinese/Japanese/Korean.
-
-    With ``lang`` unknown, text that is mostly CJK characters is measured in characters.
-    """
-    if lang is None:
-        visible = [c for c in text if not c.isspace()]
-        cjk = sum(1 for c in visible if has_cjk(c))
-        lang = "zh" if visible and cjk / len(visible) >= 0.3 else "en"
-    if is_cjk_lang(lang):
-        return sum(1 for c in text if not c.isspace())
-    return len(text.split())
+__all__ = ["is_cjk_lang", "text_length", "table1"]
 
 
 def _mean(values: list[int]) -> float:

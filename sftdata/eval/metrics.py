@@ -80,7 +80,7 @@ def match_label(prediction: str, labels: Sequence[str]) -> str | None:
     for label in labels:
         if not label or not pred.startswith(label) or (best is not None and len(label) <= len(best)):
             continue
-        if _is_cjk_char(label[-1]) or not _is_word_char(pred[len(label):len(label) + 1]):
+        if _is_wide_char(label[-1]) or not _is_word_char(pred[len(label):len(label) + 1]):
             best = label
     if best is not None:
         return best
@@ -90,7 +90,9 @@ def match_label(prediction: str, labels: Sequence[str]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-def _is_cjk_char(char: str) -> bool:
+def _is_wide_char(char: str) -> bool:
+    # width, not script (text.cjk is the script class): a label ending in a wide character (CJK, but
+    # also full-width punctuation such as 。) has no word boundary after it to look for
     return unicodedata.east_asian_width(char) in ("W", "F")
 
 
@@ -99,7 +101,7 @@ def _is_word_char(char: str) -> bool:
 
 
 def _occurs(label: str, text: str) -> bool:
-    if _is_cjk_char(label[0]) and _is_cjk_char(label[-1]):
+    if _is_wide_char(label[0]) and _is_wide_char(label[-1]):
         return label in text
     start = text.find(label)
     while start >= 0:

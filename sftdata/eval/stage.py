@@ -4,7 +4,8 @@ Per model:
 - loss, perplexity and token accuracy on the reference replies, with the prompt masked exactly as
   in fine-tuning (``sftdata.finetune.data.tokenize_example``), summed over tokens (not averaged per
   record, so long replies weigh by their length);
-- batched greedy generation (left padding, stopping at EOS / end-of-turn): ROUGE-L F against the
+- greedy generation through the local engine (``sftdata.llm.local``: continuous batching, the shared
+  prompt prefix prefilled once, LoRA merged into the weights; stopping at EOS / end-of-turn): ROUGE-L F against the
   reference (CJK-aware for Chinese), exact match after normalization, and for classification records
   accuracy and macro precision / recall / F1 over the label set (``sftdata.metrics``); the share of
   generations that ended with EOS and the mean generated length in tokens.
@@ -13,7 +14,8 @@ Which records are classification: a record's own ``is_classification`` (Record J
 wins; exported formats (alpaca, sharegpt, messages, prompt-completion) drop that field, so
 ``labels_from`` (Record JSONL files such as the run's ``accepted.jsonl``) supplies it by instruction
 text, as Table 1 does: an instruction is classification when any of its records is. Records still
-unknown are scored as generation only and counted in ``unknown_type``.
+unknown are scored as generation only and counted in ``unknown_type``. The same files give back each
+record's ``lang`` and ``source`` (matched by record id); a language still unknown is detected.
 """
 
 from __future__ import annotations
@@ -55,15 +57,25 @@ def load_eval_records(paths: Sequence[str | os.PathLike[str]], labels_from: Sequ
     silently. Returns ``(records, counts)``.
     """
     from ..finetune.data import load_rows
+    from ..text.lang import detect_lang
 
     records = load_rows(paths)  # remembers file:line for errors about a record
     task_type: dict[str, bool] = {}
+    origin: dict[str, Record] = {}  # by record id: the same record before export dropped its fields
     for rec in read_all(labels_from):
+        origin.setdefault(rec.id, rec)
         if rec.is_classification is not None:
             task_type[rec.instruction] = task_type.get(rec.instruction, False) or rec.is_classification
     for rec in records:
         if rec.is_classification is None and rec.instruction in task_type:
             rec.is_classification = task_type[rec.instruction]
+        known = origin.get(rec.id)
+        if known is not None:
+            rec.lang = rec.lang or known.lang
+            rec.source = known.source if rec.source == "import" else rec.source
+            rec.parent_id = rec.parent_id or known.parent_id
+        if rec.lang is None:  # per-language scores need one: "unknown" tells a reader nothing
+            rec.lang = detect_lang(rec.instruction)
     kept = [rec for rec in records if rec.output.strip()]
     counts = {"read": len(records), "skipped_no_reference": len(records) - len(kept)}
     if limit is not None:
@@ -143,33 +155,21 @@ def stop_token_ids(model: Any, tokenizer: Any) -> list[int]:
 
 def generate(model: Any, tokenizer: Any, records: Sequence[Record], batch_size: int, max_new_tokens: int,
              desc: str = "generate") -> list[Generation]:
-    """Greedy generation in batches, left padded, stopping at EOS / end-of-turn; input order kept."""
-    import torch
-    from transformers import GenerationConfig
+    """Greedy generation through the local engine (the one every other stage generates with: continuous
+    batching, shared prompt prefix, growing KV cache), stopping at EOS / end-of-turn; input order kept.
 
+    Prompts are rendered as fine-tuning rendered them (``render_prompt_ids``), not re-templated.
+    """
     from ..finetune.data import render_prompt_ids
+    from ..llm.local.engine import Engine
 
     prompts = [render_prompt_ids(tokenizer, rec) for rec in records]
     stops = stop_token_ids(model, tokenizer)
-    pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else stops[0]
-    config = GenerationConfig(do_sample=False, max_new_tokens=max_new_tokens, eos_token_id=stops,
-                              pad_token_id=pad, temperature=None, top_p=None, top_k=None)
-    order = sorted(range(len(prompts)), key=lambda i: len(prompts[i]))  # similar lengths pad less
-    results: list[Generation | None] = [None] * len(prompts)
-    with _progress(len(prompts), desc) as bar, torch.inference_mode():
-        for batch in _batches(order, batch_size):
-            width = max(len(prompts[i]) for i in batch)
-            ids = torch.full((len(batch), width), pad, dtype=torch.long)
-            mask = torch.zeros((len(batch), width), dtype=torch.long)
-            for row, i in enumerate(batch):
-                n = len(prompts[i])
-                ids[row, width - n:] = torch.tensor(prompts[i])
-                mask[row, width - n:] = 1
-            out = model.generate(input_ids=ids, attention_mask=mask, generation_config=config)
-            for row, i in enumerate(batch):
-                results[i] = _decode(tokenizer, out[row, width:].tolist(), set(stops))
-            bar.update(len(batch))
-    return [r for r in results if r is not None]
+    engine = Engine(model, tokenizer, batch_size=batch_size, stop_ids=stops)
+    with _progress(len(prompts), desc) as bar:
+        generated = engine.generate_ids(prompts, max_new_tokens)
+        bar.update(len(prompts))
+    return [_decode(tokenizer, ids, set(stops)) for ids, _finish in generated]
 
 
 def _decode(tokenizer: Any, new_ids: list[int], stops: set[int]) -> Generation:
@@ -227,7 +227,7 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 def evaluate_model(label: str, model_path: str | None, adapter: str | None, records: Sequence[Record],
                    options: EvalOptions) -> tuple[dict[str, Any], list[Generation]]:
     from ..finetune.outputs import trained_tokenizer
-    from ..llm.embedded import display_name, load_model_and_tokenizer
+    from ..llm.local.embedded import display_name, load_model_and_tokenizer
 
     started = time.perf_counter()
     model, tokenizer = load_model_and_tokenizer(model_path, adapter=adapter)
@@ -236,6 +236,7 @@ def evaluate_model(label: str, model_path: str | None, adapter: str | None, reco
     result: dict[str, Any] = {"name": label, "model": display_name(model_path), "adapter": adapter}
     result.update(score_references(model, tokenizer, records, options.batch_size, options.max_len,
                                    desc=f"{label}: loss"))
+    model = _merged_for_generation(model)
     gens = generate(model, tokenizer, records, options.batch_size, options.max_new_tokens,
                     desc=f"{label}: generate")
     result.update(generation_metrics(records, gens))
@@ -243,6 +244,16 @@ def evaluate_model(label: str, model_path: str | None, adapter: str | None, reco
     del model
     gc.collect()
     return result, gens
+
+
+def _merged_for_generation(model: Any) -> Any:
+    """A LoRA-style adapter merged into the weights (in place: the loss is already scored), so the engine
+    runs its lean forward; prompt-learning adapters cannot merge and stay wrapped (the engine then
+    drives ``model.generate``)."""
+    config = getattr(model, "active_peft_config", None)
+    if config is None or getattr(config, "is_prompt_learning", False):
+        return model
+    return model.merge_and_unload()
 
 
 def resolve_base_model(base_model: str | None, adapters: Sequence[str],
@@ -316,7 +327,7 @@ def evaluate(data: Sequence[str], base_model: str | None = None, adapters: Seque
 
 def _predictions(records: Sequence[Record], generations: dict[str, list[Generation]]) -> list[dict[str, Any]]:
     return [{"id": rec.id, "instruction": rec.instruction, "input": rec.input, "reference": rec.output,
-             "lang": rec.lang, "is_classification": rec.is_classification,
+             "lang": rec.lang, "source": rec.source, "is_classification": rec.is_classification,
              "generations": {label: vars(gens[k]) for label, gens in generations.items()}}
             for k, rec in enumerate(records)]
 

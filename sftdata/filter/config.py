@@ -3,28 +3,16 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import lru_cache
-from pathlib import Path
 
 from ..core.errors import ConfigError
 from ..core.settings import setting
+from ..text.lang import CJK_LANGS, LANGS, known_langs  # noqa: F401 (re-exported)
 from .tokenize import TOKENIZERS
 
 INSTRUCTION_RULES = ("length", "blacklist", "format", "language")
 INSTANCE_RULES = ("empty_output", "output_equals_input", "ends_with_colon")
 STAGE_RULES = ("rouge", "duplicate")
 RULES = ("rouge", *INSTRUCTION_RULES, *INSTANCE_RULES, "duplicate")
-LANGS = ("en", "zh")  # languages with prompts and blacklists; detection knows many more
-CJK_LANGS = ("zh", "ja", "ko")
-
-
-@lru_cache(maxsize=1)
-def known_langs() -> frozenset[str]:
-    """Language codes detect_lang can return (langdetect's, with zh-cn / zh-tw folded into zh)."""
-    from langdetect.detector_factory import PROFILES_DIRECTORY
-
-    names = {p.name.split("-")[0] for p in Path(PROFILES_DIRECTORY).iterdir() if not p.name.startswith(".")}
-    return frozenset(names | set(LANGS) | set(CJK_LANGS))
 
 
 @dataclass

@@ -19,6 +19,8 @@ import re
 from collections.abc import Callable
 from functools import lru_cache
 
+from ..text.cjk import CJK_CHAR, CJK_CLASS, cjk_count, has_cjk
+
 __all__ = ["tokenize_rouge", "tokenize_cjk", "get_tokenizer", "has_cjk", "cjk_count", "TOKENIZERS",
            "CJK_CLASS"]
 
@@ -27,16 +29,8 @@ __all__ = ["tokenize_rouge", "tokenize_cjk", "get_tokenizer", "has_cjk", "cjk_co
 _ROUGE_TOKEN = re.compile(r"[a-z0-9]+")
 _VALID_TOKEN = re.compile(r"^[a-z0-9]+$")
 
-# Han (unified, extensions A-F, compatibility), iteration marks, kana, hangul (syllables and jamo).
-CJK_CLASS = (
-    "\u3005\u3007\u3021-\u3029\u3038-\u303b"  # 々 〇 Suzhou numerals, 〸-〻
-    "\u3041-\u3096\u309d-\u309f\u30a1-\u30fa\u30fc-\u30ff\u31f0-\u31ff"  # hiragana, katakana
-    "\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff"  # Han: extension A, unified, compatibility
-    "\uff66-\uff9d"  # half-width katakana
-    "\u1100-\u11ff\u3131-\u318e\uac00-\ud7a3"  # hangul jamo, compatibility jamo, syllables
-    "\U00020000-\U0002fa1f\U00030000-\U0003134f"  # Han extensions B-H, compatibility supplement
-)
-_CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
+# the one CJK class (Han with its extensions and compatibility ideographs, kana, hangul): sftdata.text.cjk
+_CJK_CHAR = CJK_CHAR
 _CJK_TOKEN = re.compile(f"[a-z0-9]+|[{CJK_CLASS}]")
 
 
@@ -61,14 +55,6 @@ def tokenize_rouge(text: str, stem: bool = False) -> list[str]:
 def tokenize_cjk(text: str) -> list[str]:
     """One token per CJK character; runs of ``[a-z0-9]`` (after ``lower()``) as rouge-score does."""
     return _CJK_TOKEN.findall(text.lower())
-
-
-def has_cjk(text: str) -> bool:
-    return _CJK_CHAR.search(text) is not None
-
-
-def cjk_count(text: str) -> int:
-    return len(_CJK_CHAR.findall(text))
 
 
 def tokenize_auto(text: str) -> list[str]:

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..core.errors import ConfigError, DataError
 from ..core.records import Record, read_numbered_records, rejected
+from ..text.prompt import join_prompt
 
 IGNORE = -100
 MIN_PROMPT_TOKENS = 16  # a reply left with fewer prompt tokens than this is dropped, not trained
@@ -91,13 +92,13 @@ def _data_error(record: Record, message: str) -> DataError:
 # ---------------------------------------------------------------- rendering
 
 def build_messages(record: Record) -> list[dict[str, str]]:
-    """system (when the record has one), user = instruction [+ blank line + input], assistant = output."""
+    """system (when the record has one), user = instruction [+ blank line + input] (``join_prompt``, as
+    export writes it), assistant = output."""
     messages = []
     system = record.meta.get("system") if isinstance(record.meta, dict) else None
     if system:
         messages.append({"role": "system", "content": system})
-    user = record.instruction + ("\n\n" + record.input if record.input else "")
-    messages.append({"role": "user", "content": user})
+    messages.append({"role": "user", "content": join_prompt(record.instruction, record.input)})
     messages.append({"role": "assistant", "content": record.output})
     return messages
 

@@ -18,7 +18,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..llm.embedded import _cpu_has_native_bf16, embedded_model_dir, load_model_and_tokenizer
+from ..llm.local.embedded import embedded_model_dir, load_model_and_tokenizer, native_bf16
 from .batching import Batch
 from .data import IGNORE
 
@@ -55,7 +55,7 @@ def use_bf16(precision: str, device: torch.device) -> bool:
         raise ConfigError(f"choose one of {', '.join(PRECISIONS)}", "--precision")
     if precision == "fp32":
         return False
-    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else _cpu_has_native_bf16()
+    native = torch.cuda.is_bf16_supported() if device.type == "cuda" else native_bf16()
     if precision == "bf16" and device.type == "cuda" and not native:
         raise ConfigError("this GPU does not support bf16", "--precision")
     return native or precision == "bf16"

@@ -45,7 +45,7 @@ def byte_tokenizer(chat_template: str | None = None, add_bos: bool = True) -> An
 def smollm2_tokenizer() -> Any:
     from transformers import AutoTokenizer
 
-    from ..llm.embedded import embedded_cache_dir, gguf_path
+    from ..llm.local.embedded import embedded_cache_dir, gguf_path
 
     cached = embedded_cache_dir()
     if (cached / "tokenizer.json").is_file():

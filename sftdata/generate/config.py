@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import hashlib
-import re
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -13,10 +12,10 @@ from ..core.paths import seeds_dir
 from ..core.records import read_all
 from ..core.settings import click_path, setting
 from ..filter.config import FilterConfig
+from ..text.cjk import mostly_cjk
 
 MODES = ("self-instruct", "alpaca")
 LANGS = ("en", "zh")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
 
 
 @dataclass
@@ -140,8 +139,7 @@ class SeedTask:
 
 
 def looks_chinese(text: str) -> bool:
-    visible = [c for c in text if not c.isspace()]
-    return bool(visible) and sum(1 for c in visible if _CJK.match(c)) / len(visible) >= 0.3
+    return mostly_cjk(text)
 
 
 def default_seed_file(lang: str) -> Path:

@@ -18,8 +18,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Generic, TypeVar
 
-from ._blocks import Block, Grammar, split_blocks
-from ._text import (
+from ..text.blocks import Block, Grammar, split_blocks
+from ..text.refusals import is_refusal
+from ..text.reply import (
     BULLET,
     FENCE,
     NUM_MARKER,
@@ -27,7 +28,6 @@ from ._text import (
     clean_text,
     is_closing,
     is_preamble,
-    is_refusal,
     json_field,
     json_items,
     label_pattern,

@@ -48,18 +48,29 @@ class LLMConfig:
     cache: bool = setting(True, flag="--cache/--no-cache",
                           help="Read and write the response cache (--no-cache: neither).")
     batch_size: int = setting(32, hashed=False, help="Local model: prompts generated together in one batch.")
+    backend: str | None = setting(
+        None, hashed=False,  # follows from base_url (validate() rejects a mismatch): no output changes with it
+        help="LLM backend: openai (an endpoint) or local (the embedded or a local HF model). "
+             "Default: openai when --base-url is given, else local.")
 
-    @property
-    def backend(self) -> str:
-        return "openai" if self.base_urls else "local"
+    def __post_init__(self) -> None:
+        if self.backend is None:
+            self.backend = "openai" if self.base_urls else "local"
 
     def public(self) -> dict[str, Any]:
         data = asdict(self)
         data.pop("api_key")
-        data["backend"] = self.backend
+        data["backend"] = data.pop("backend")  # last, where it always was in config.json
         return data
 
     def validate(self) -> None:
+        if self.backend not in BACKENDS:
+            raise ConfigError(f"unknown backend {self.backend!r} (one of: {', '.join(BACKENDS)})", "--backend")
+        if self.backend == "openai" and not self.base_urls:
+            raise ConfigError("the openai backend needs an endpoint", "--base-url")
+        if self.backend == "local" and self.base_urls:
+            raise ConfigError("the local backend runs in this process and takes no endpoint; "
+                              "drop --base-url or choose --backend openai", "--backend")
         for name in ("concurrency", "max_attempts", "batch_size", "fail_after"):
             if getattr(self, name) < 1:
                 raise ConfigError("must be at least 1", f"--{name.replace('_', '-')}")
@@ -251,16 +262,31 @@ class LLM:
             self.cache = None
 
 
-def make_backend(config: LLMConfig) -> Backend:
-    if config.backend == "openai":
-        from .openai_backend import OpenAIBackend, RetryPolicy
+def _openai_backend(config: LLMConfig) -> Backend:
+    from .openai_backend import OpenAIBackend, RetryPolicy
 
-        return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
-                             concurrency=config.concurrency, timeout=config.timeout,
-                             retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base))
-    from .local import LocalBackend
+    return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
+                         concurrency=config.concurrency, timeout=config.timeout,
+                         retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base))
+
+
+def _local_backend(config: LLMConfig) -> Backend:
+    from .local.engine import LocalBackend
 
     return LocalBackend(model=config.model, adapter=config.adapter, batch_size=config.batch_size)
+
+
+# The backends by the name ``llm.backend`` takes. A new backend is a factory here (imports inside
+# it: the core path must not import an SDK it does not use) plus its module; see docs/architecture.md.
+BACKENDS: dict[str, Callable[[LLMConfig], Backend]] = {
+    "openai": _openai_backend,
+    "local": _local_backend,
+}
+
+
+def make_backend(config: LLMConfig) -> Backend:
+    config.validate()
+    return BACKENDS[config.backend](config)
 
 
 def make_llm(config: LLMConfig, rundir: RunDir | None = None, cache_path: str | Path | None = None) -> LLM:

@@ -17,6 +17,7 @@ from typing import Any
 from ..core import stats as dataset_stats
 from ..core.errors import DataError
 from ..core.records import Record, iter_json_lines
+from ..text.cjk import CJK_CHAR, HAN_CHAR
 
 SEED_KEYS = ("seeds", "seed_tasks", "seed_file", "seeds_path", "seed_path")
 
@@ -103,13 +104,13 @@ _LEAD_SKIP_EN = {"please", "kindly", "now", "then", "also", "so"}
 _LEAD_STRIP_ZH = ("请你", "请您", "请", "麻烦你", "帮我")
 _MEASURE_ZH = set("一二两三四五六七八九十几个首篇段份句条封些")
 _WORD = re.compile(r"[A-Za-z][A-Za-z'-]*")
-_CJK = re.compile(r"[\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_HAN = HAN_CHAR  # the leading "word" of a Chinese instruction is made of Han characters
 
 
 def _is_cjk_text(text: str, lang: str | None) -> bool:
     if lang is not None:
         return dataset_stats.is_cjk_lang(lang)
-    return len(_CJK.findall(text)) * 3 >= len(text.replace(" ", "")) > 0
+    return len(CJK_CHAR.findall(text)) * 3 >= len(text.replace(" ", "")) > 0
 
 
 def leading_word(instruction: str, lang: str | None) -> str | None:
@@ -125,7 +126,7 @@ def leading_word(instruction: str, lang: str | None) -> str | None:
             if text.startswith(prefix) and len(text) > len(prefix) + 1:
                 text = text[len(prefix):]
                 break
-        chars = "".join(_CJK.findall(text[:8]))[:2]
+        chars = "".join(_HAN.findall(text[:8]))[:2]
         if chars[:1] in ("把", "将"):
             return chars[0] + "…"
         if len(chars) == 2 and chars[1] in _MEASURE_ZH:

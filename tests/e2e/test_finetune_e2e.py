@@ -12,7 +12,7 @@ import torch
 from sftdata.core.records import Record
 from sftdata.finetune.data import render_prompt_ids
 from sftdata.finetune.train import FinetuneConfig, finetune
-from sftdata.llm.embedded import load_model_and_tokenizer
+from sftdata.llm.local.embedded import load_model_and_tokenizer
 
 pytestmark = pytest.mark.slow
 

@@ -62,7 +62,7 @@ def first_chat(home):
 
 @pytest.fixture(scope="session")
 def backend(home, first_chat):
-    from sftdata.llm.local import LocalBackend
+    from sftdata.llm.local.engine import LocalBackend
 
     local = LocalBackend(batch_size=4)
     local.engine()
@@ -87,7 +87,7 @@ def test_second_call_loads_from_the_cache_in_under_5_seconds(home, first_chat):
     built = weights.stat().st_mtime_ns
     # from interpreter start to a model ready to generate: imports, tokenizer, weights, engine set-up
     script = ("import time; t, c = time.perf_counter(), time.process_time()\n"
-              "from sftdata.llm.local import LocalBackend\n"
+              "from sftdata.llm.local.engine import LocalBackend\n"
               "LocalBackend().engine()\n"
               "import sys; assert 'transformers' not in sys.modules, 'the cached model needs no transformers'\n"
               "print(time.perf_counter() - t, time.process_time() - c)\n")
@@ -159,9 +159,9 @@ def test_seeds_make_sampling_reproducible(backend):
 def test_the_lean_forward_matches_transformers_exactly_in_float32(backend):
     import torch
 
-    from sftdata.llm.embedded import load_model_and_tokenizer
-    from sftdata.llm.fast_llama import FastLlama, HFForward
-    from sftdata.llm.local import Engine
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
+    from sftdata.llm.local.engine import Engine
+    from sftdata.llm.local.fast_llama import FastLlama, HFForward
 
     model, tokenizer = load_model_and_tokenizer(dtype=torch.float32)
     requests = [Request.chat(p, temperature=0, max_tokens=12) for p in ("Name three primary colors.", "hi")]
@@ -183,8 +183,8 @@ def test_the_lean_forward_matches_transformers_exactly_in_float32(backend):
 def test_the_lite_loader_tokenizes_and_templates_like_transformers(backend):
     from transformers import AutoTokenizer
 
-    from sftdata.llm.embedded import embedded_model_dir
-    from sftdata.llm.lite import LiteModel, LiteTokenizer, unsupported_reason
+    from sftdata.llm.local.embedded import embedded_model_dir
+    from sftdata.llm.local.lite import LiteModel, LiteTokenizer, unsupported_reason
 
     directory = embedded_model_dir()
     assert unsupported_reason(directory) is None
@@ -208,9 +208,9 @@ def test_a_lora_adapter_is_merged_and_runs_on_the_lean_path(backend, tmp_path, m
     import torch
     from peft import LoraConfig, PromptTuningConfig, get_peft_model
 
-    from sftdata.llm.embedded import load_model_and_tokenizer
-    from sftdata.llm.fast_llama import FastLlama
-    from sftdata.llm.local import LocalBackend
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
+    from sftdata.llm.local.engine import LocalBackend
+    from sftdata.llm.local.fast_llama import FastLlama
 
     monkeypatch.setenv("SFTDATA_DTYPE", "float32")  # merged vs unmerged compared without bf16 rounding
     torch.manual_seed(0)

@@ -26,7 +26,7 @@ def _warm_imports() -> None:
     import sftdata.generate.self_instruct  # noqa: F401
     import sftdata.llm.openai_backend  # noqa: F401
     from sftdata.filter.rouge import RougeIndex
-    from sftdata.filter.rules import _langdetect
+    from sftdata.text.lang import _langdetect
 
     _langdetect("warm the language detector up once")  # loads its profiles (a second)
     index = RougeIndex(tokenizer="auto", threshold=0.7)  # loads the compiled kernels

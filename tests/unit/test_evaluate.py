@@ -222,12 +222,24 @@ def test_loss_is_masked_and_summed_over_tokens(tiny):
     assert dropped["too_long"] == 5 and dropped["reference_tokens"] == 0 and math.isnan(dropped["loss"])
 
 
+def test_exported_records_keep_lang_and_source(tmp_path):
+    # an export drops lang and source: read back they were null and "import", and by_lang said "unknown"
+    alpaca = tmp_path / "test.alpaca.jsonl"
+    write_jsonl(alpaca, [{k: r[k] for k in ("instruction", "input", "output")} for r in TEST_ROWS])
+    labels = tmp_path / "accepted.jsonl"
+    write_jsonl(labels, [Record(**{**r, "source": "self-instruct"}) for r in TEST_ROWS])
+    records, _ = load_eval_records([alpaca], [labels])
+    assert [(r.lang, r.source) for r in records] == [(r["lang"], "self-instruct") for r in TEST_ROWS]
+    records, _ = load_eval_records([alpaca])  # no Record file to look in: the language is detected
+    assert [r.lang for r in records] == [r["lang"] for r in TEST_ROWS]
+
+
 def test_prompt_tuning_adapters_score_the_real_tokens(tiny, tmp_path):
     """Prompt tuning prepends virtual positions to the logits; the loss must skip them, as peft's does."""
     from peft import PromptTuningConfig, get_peft_model
 
     from sftdata.finetune.data import tokenize_example
-    from sftdata.llm.embedded import load_model_and_tokenizer
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
 
     torch.manual_seed(1)
     base = transformers.AutoModelForCausalLM.from_pretrained(tiny["model"])
@@ -249,7 +261,7 @@ def test_prompt_tuning_adapters_score_the_real_tokens(tiny, tmp_path):
 
 
 def test_left_padded_batches_generate_what_single_records_do(tiny):
-    from sftdata.llm.embedded import load_model_and_tokenizer
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
 
     model, tok = load_model_and_tokenizer(str(tiny["model"]), adapter=str(tiny["adapter"]))
     records = _records()

@@ -8,7 +8,7 @@ import json
 import pytest
 
 from sftdata.core.errors import ConfigError
-from sftdata.llm import embedded
+from sftdata.llm.local import embedded
 
 
 def test_the_gguf_is_found_without_importing_its_package() -> None:
@@ -47,7 +47,7 @@ def test_dtype_follows_the_cpu_unless_overridden(monkeypatch) -> None:
     with pytest.raises(ConfigError):
         embedded.inference_dtype()
     monkeypatch.delenv("SFTDATA_DTYPE")
-    assert embedded.inference_dtype() is (torch.bfloat16 if embedded._cpu_has_native_bf16() else torch.float32)
+    assert embedded.inference_dtype() is (torch.bfloat16 if embedded.native_bf16() else torch.float32)
 
 
 def test_a_cache_built_from_another_gguf_is_stale(tmp_path) -> None:

@@ -6,9 +6,9 @@ import pytest
 import torch
 
 from sftdata.llm.base import Request
-from sftdata.llm.fast_llama import FastLlama, HFForward
-from sftdata.llm.kv_cache import GrowingCache, GrowingLayer
-from sftdata.llm.local import Engine
+from sftdata.llm.local.engine import Engine
+from sftdata.llm.local.fast_llama import FastLlama, HFForward
+from sftdata.llm.local.kv_cache import GrowingCache, GrowingLayer
 
 transformers = pytest.importorskip("transformers")
 
@@ -102,7 +102,7 @@ def test_forward_with_our_cache_matches_transformers_own(tiny, make) -> None:
 
 
 def test_lite_weights_and_default_rope_match_transformers(tiny, tmp_path) -> None:
-    from sftdata.llm.lite import LiteModel
+    from sftdata.llm.local.lite import LiteModel
 
     tiny.save_pretrained(tmp_path)
     lite = LiteModel(tmp_path, torch.float32)

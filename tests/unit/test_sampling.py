@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from sftdata.llm.sampling import sample, uniforms
+from sftdata.llm.local.sampling import sample, uniforms
 
 VOCAB = 49152
 

@@ -71,3 +71,10 @@ def test_get_tokenizer():
     assert get_tokenizer("cjk") is tokenize_cjk
     with pytest.raises(ValueError, match="unknown tokenizer"):
         get_tokenizer("whitespace")
+
+
+def test_cjk_tokenizer_covers_every_han_block():
+    # U+9FA6..U+9FFF (missed by a class ending at U+9FA5), extension A, B, F, compatibility ideographs
+    han = "\u9fa6\u9fff\u3400\u4dbf\U00020000\U0002ceb0\uf900\ufaff\U0002f800"
+    assert tokenize_cjk(f"a{han}b") == ["a", *han, "b"]
+    assert get_tokenizer("auto")(han) == list(han) and has_cjk(han[0]) and has_cjk(han[-1])

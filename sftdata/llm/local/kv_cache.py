@@ -4,7 +4,7 @@ transformers' ``DynamicLayer`` concatenates the whole cache with the new key/val
 copying all of it (at batch 32 and a few hundred tokens, ~200 MB a step for a 30-layer model).
 Here each layer keeps buffers with spare room along the time axis and writes into them; attention
 reads views of the filled part. Copies happen only when a buffer grows (geometrically), when
-finished rows leave, or when new rows join (:class:`sftdata.llm.local._Batch`).
+finished rows leave, or when new rows join (:class:`sftdata.llm.local.decode.Batch`).
 
 This module imports no transformers (start-up time): :func:`hf_cache` wraps the same layers in a
 transformers ``Cache`` for the generic forward path, on demand.

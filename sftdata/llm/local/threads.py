@@ -83,6 +83,6 @@ def _fixed_threads() -> int | None:
     try:
         return max(1, int(value))
     except ValueError:
-        from ..core.errors import ConfigError
+        from ...core.errors import ConfigError
 
         raise ConfigError(f"SFTDATA_THREADS={value!r} is not a number of threads") from None

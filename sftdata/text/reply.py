@@ -90,16 +90,6 @@ _CLOSING = re.compile(
     r"需要更多|还需要)", re.I)
 
 
-_REFUSAL = re.compile(
-    r"^[ \t>*_#]*(?:i'm sorry|i am sorry|sorry,|i apologi[sz]e|i can't|i cannot|i can not|i'm unable|i am unable|"
-    r"i'm not able|as an ai|unfortunately,? i|抱歉|对不起|很抱歉|我无法|我不能|作为一个?(?:ai|人工智能))", re.I)
-
-
-def is_refusal(text: str) -> bool:
-    """"I'm sorry, but I can't..." / "抱歉，我无法...": a reply that declines, not an item."""
-    return bool(_REFUSAL.match(text.strip()))
-
-
 def is_preamble(line: str) -> bool:
     text = line.strip()
     return bool(text) and (bool(_PREAMBLE.match(text)) or text.endswith((":", "：")))

@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from ._text import NUM_MARKER, SEPARATOR, match_label
+from .reply import NUM_MARKER, SEPARATOR, match_label
 
 
 @dataclass
