@@ -27,7 +27,7 @@ from .llm.client import LLMConfig
 STAGE_ORDER = ["generate", "filter", "clean", "augment", "export", "finetune", "eval", "report"]
 # settings that do not change what a stage produces, so changing them does not re-run it
 NOT_HASHED = {"concurrency", "timeout", "max_attempts", "retry_base", "max_requests", "max_cost", "progress",
-              "api_key", "fail_after", "batch_size"}
+              "api_key", "fail_after", "batch_size", "max_reply_bytes"}
 
 
 @dataclass
@@ -45,6 +45,7 @@ class LLMSection:
     max_requests: int | None = None
     cache: bool = True
     batch_size: int = 32
+    max_reply_bytes: int = 4 * 1024 * 1024
 
     def to_llm_config(self) -> LLMConfig:
         values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base_url"}
@@ -288,10 +289,19 @@ def _write_marker(directory: Path, data: dict[str, Any]) -> None:
 
 
 def run_pipeline(pipeline: Pipeline, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from . import stages
     from .core.rundir import RunDir
 
-    RunDir(pipeline.out).write_config(pipeline.public())
+    rundir = RunDir(pipeline.out)  # locked: a second `sftdata run` on this directory stops at once
+    try:
+        rundir.write_config(pipeline.public())
+        return _run_stages(pipeline, progress, log)
+    finally:
+        rundir.close()
+
+
+def _run_stages(pipeline: Pipeline, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+    from . import stages
+
     ctx = Context(pipeline=pipeline, progress=progress, log=log)
     summary: dict[str, Any] = {"out": str(pipeline.out), "stages": {}}
     for step in plan(pipeline):

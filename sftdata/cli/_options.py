@@ -26,7 +26,7 @@ def llm_options(func: Callable) -> Callable:
         click.option("--concurrency", type=int, default=16, show_default=True,
                      help="Requests in flight at once."),
         click.option("--timeout", type=float, default=120.0, show_default=True,
-                     help="Seconds before one attempt is abandoned and retried."),
+                     help="Seconds one attempt may take, reply body included, before it is abandoned and retried."),
         click.option("--max-attempts", type=int, default=6, show_default=True,
                      help="Attempts per request (429, 5xx, timeouts, resets, malformed replies are retried)."),
         click.option("--retry-base", type=float, default=0.5, show_default=True,
@@ -39,6 +39,9 @@ def llm_options(func: Callable) -> Callable:
         click.option("--no-cache", is_flag=True, help="Do not read or write the response cache."),
         click.option("--batch-size", type=int, default=32, show_default=True,
                      help="Local model: prompts generated together in one batch."),
+        click.option("--max-reply-bytes", type=int, default=4 * 1024 * 1024, show_default=True,
+                     help="Longest reply body read from the endpoint; a longer one is a failed attempt "
+                          "(retried), never read whole."),
     ]
     for option in reversed(options):
         func = option(func)
@@ -46,7 +49,8 @@ def llm_options(func: Callable) -> Callable:
 
 
 LLM_OPTION_NAMES = ("base_urls", "model", "api_key", "concurrency", "timeout", "max_attempts", "retry_base",
-                    "price_in", "price_out", "max_cost", "max_requests", "no_cache", "batch_size")
+                    "price_in", "price_out", "max_cost", "max_requests", "no_cache", "batch_size",
+                    "max_reply_bytes")
 
 
 def pop_llm_config(kwargs: dict[str, Any], adapter: str | None = None) -> LLMConfig:

@@ -13,6 +13,8 @@ from ..core.errors import ConfigError, EndpointUnavailable, register_secret
 from ..core.rundir import RunDir
 from .base import Backend, Completion, Request
 from .cache import ResponseCache
+from .endpoint import check_base_url
+from .spend import SpendLedger
 
 BUDGET = "BudgetExhausted"  # the error of a request the budget did not allow to be sent
 
@@ -36,6 +38,7 @@ class LLMConfig:
     max_requests: int | None = None
     cache: bool = True
     batch_size: int = 32  # local backend: prompts generated together
+    max_reply_bytes: int = 4 * 1024 * 1024  # a longer reply body is a failed attempt, not read further
 
     @property
     def backend(self) -> str:
@@ -63,6 +66,10 @@ class LLMConfig:
             raise ConfigError("needs --price-in and --price-out to know what a request costs", "--max-cost")
         if self.base_urls and not self.model:
             raise ConfigError("an endpoint needs a model name", "--model")
+        if self.max_reply_bytes < 1024:
+            raise ConfigError("must be at least 1024", "--max-reply-bytes")
+        for url in self.base_urls:
+            check_base_url(url)
 
 
 @dataclass
@@ -92,9 +99,12 @@ class LLM:
             cache_path = rundir.file("cache.sqlite")
         self.cache = ResponseCache(cache_path) if (config.cache and cache_path is not None) else None
         self.stats = LLMStats()
+        self.spend = SpendLedger(rundir)  # what was paid across restarts: the budget counts this
         self.exhausted = False
         self._consecutive_failures = 0
-        self._reserved_cost = 0.0
+        if rundir is not None:  # both logs exist from the start, empty while nothing failed
+            rundir.journal("requests.jsonl")
+            rundir.journal("failures.jsonl")
 
     @property
     def model_name(self) -> str:
@@ -112,15 +122,13 @@ class LLM:
         return self._cost(prompt_chars / 2 + 16, request.max_tokens)
 
     def _allowed(self, request: Request) -> bool:
+        """Whether ``request`` may be sent: the ledger holds what every run in this directory paid
+        (answers a rolled-back round gets back from the cache were paid all the same) plus the
+        worst case of every request in flight."""
         cfg = self.config
-        if cfg.max_requests is not None and self.stats.sent >= cfg.max_requests:
+        if cfg.max_requests is not None and self.spend.requests >= cfg.max_requests:
             return False
-        if cfg.max_cost is not None:
-            worst = self._worst_case_cost(request)
-            if self.stats.cost_usd + self._reserved_cost + worst > cfg.max_cost:
-                return False
-            self._reserved_cost += worst
-        return True
+        return cfg.max_cost is None or self.spend.cost + self._worst_case_cost(request) <= cfg.max_cost
 
     # ------------------------------------------------------------ completing
     async def complete(self, requests: list[Request]) -> list[Completion]:
@@ -135,7 +143,6 @@ class LLM:
         else:
             answered = await self._complete_batch(requests)
         self.stats.seconds += time.perf_counter() - started
-        self._reserved_cost = 0.0
         final = [completion for _, completion in answered]
         for request, (key, completion) in zip(requests, answered):
             self._account(request, key, completion)
@@ -146,18 +153,27 @@ class LLM:
                 f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
         return final
 
-    def _lookup(self, request: Request) -> tuple[str, Completion | None]:
-        """The cache key of ``request`` and its cached or budget-denied answer, or None when it is to
-        be sent. Called in request order, so the budget admits the same requests on every run."""
+    def _lookup(self, request: Request) -> tuple[str, Completion | None, str]:
+        """The cache key of ``request``, its cached or budget-denied answer (None: it is to be sent)
+        and its ledger ticket. Called in request order, so the budget admits the same requests on
+        every run."""
         key = request.cache_key(self.backend.name, self.backend.model)
         hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:
-            return key, hit
+            return key, hit, ""
         if not self._allowed(request):
             self.exhausted = True
-            return key, Completion.failure(BUDGET, attempts=0)
+            return key, Completion.failure(BUDGET, attempts=0), ""
         self.stats.sent += 1
-        return key, None
+        return key, None, self.spend.reserve(self._worst_case_cost(request))
+
+    def _arrived(self, request: Request, key: str, ticket: str, completion: Completion) -> None:
+        """An answer (or a final failure) is here: log and pay it before caching it, so that no
+        answer is ever in the cache without its line in requests.jsonl and the ledger."""
+        if ticket:
+            self.spend.settle(ticket, self._cost(completion.usage.prompt_tokens, completion.usage.completion_tokens))
+        self._log(request, key, completion)
+        self._store(key, completion)
 
     async def _complete_each(self, requests: list[Request],
                              complete_one: Callable[[Request], Awaitable[Completion]]) -> list[tuple[str, Completion]]:
@@ -165,10 +181,12 @@ class LLM:
         await run in request order) and cached the moment it arrives: a crash in the middle of a long
         batch never pays again for the answers that came before it."""
         async def one(request: Request) -> tuple[str, Completion]:
-            key, answer = self._lookup(request)
+            key, answer, ticket = self._lookup(request)
             if answer is None:
                 answer = await complete_one(request)
-                self._store(key, answer)
+                self._arrived(request, key, ticket, answer)
+            elif answer.error != BUDGET:
+                self._log(request, key, answer)
             return key, answer
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
@@ -176,13 +194,16 @@ class LLM:
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
         """The local backend generates a whole batch at once; its answers are cached when it ends."""
         looked_up = [self._lookup(request) for request in requests]
-        to_send = [i for i, (_, answer) in enumerate(looked_up) if answer is None]
+        to_send = [i for i, (_, answer, _) in enumerate(looked_up) if answer is None]
         if to_send:
             fresh = await self.backend.complete([requests[i] for i in to_send])
             for i, completion in zip(to_send, fresh):
-                self._store(looked_up[i][0], completion)
-                looked_up[i] = (looked_up[i][0], completion)
-        return [(key, answer) for key, answer in looked_up if answer is not None]
+                self._arrived(requests[i], looked_up[i][0], looked_up[i][2], completion)
+                looked_up[i] = (looked_up[i][0], completion, "")
+        for request, (key, answer, _) in zip(requests, looked_up):
+            if answer is not None and answer.cached:
+                self._log(request, key, answer)
+        return [(key, answer) for key, answer, _ in looked_up if answer is not None]
 
     def _store(self, key: str, completion: Completion) -> None:
         if completion.ok and self.cache is not None:
@@ -207,6 +228,15 @@ class LLM:
             stats.completion_tokens += completion.usage.completion_tokens
             stats.cost_usd += self._cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         stats.truncated += completion.truncated
+        if self.rundir is not None and not completion.ok:
+            self.rundir.journal("failures.jsonl").append({
+                "key": key[:16], "tag": request.tag, "error": completion.error,
+                "detail": completion.error_detail, "attempts": completion.attempts,
+                "messages": request.message_dicts(),
+            })
+
+    def _log(self, request: Request, key: str, completion: Completion) -> None:
+        """One line of requests.jsonl (never rolled back), written the moment the answer is known."""
         if self.rundir is None:
             return
         outcome = "cached" if completion.cached else ("ok" if completion.ok else f"error:{completion.error}")
@@ -216,12 +246,6 @@ class LLM:
             "latency_s": round(completion.latency_s, 4), "usage": asdict(completion.usage),
             "request_id": completion.request_id,
         })
-        if not completion.ok:
-            self.rundir.journal("failures.jsonl").append({
-                "key": key[:16], "tag": request.tag, "error": completion.error,
-                "detail": completion.error_detail, "attempts": completion.attempts,
-                "messages": request.message_dicts(),
-            })
 
     def complete_sync(self, requests: list[Request]) -> list[Completion]:
         return asyncio.run(self._complete_and_close(requests))
@@ -245,7 +269,8 @@ def make_backend(config: LLMConfig) -> Backend:
 
         return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
                              concurrency=config.concurrency, timeout=config.timeout,
-                             retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base))
+                             retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base),
+                             max_reply_bytes=config.max_reply_bytes)
     from .local import LocalBackend
 
     return LocalBackend(model=config.model, adapter=config.adapter, batch_size=config.batch_size)

@@ -1,0 +1,65 @@
+"""One writer per run directory: an OS file lock (``flock``) on ``<dir>/.lock``.
+
+Two processes writing the same run directory interleave their journals: duplicate ids, and a
+resume that "repairs" them into lost records. So every stage that writes a directory takes this
+lock first. The kernel releases it when the process ends, however it ends (SIGKILL included), so
+a lock file left by a crashed run is stale by construction: the next run simply takes it. The file
+holds the holder's pid, host and command line, which the refused process prints.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import socket
+import sys
+import time
+from pathlib import Path
+
+from .errors import EnvironmentProblem, redact
+
+LOCK_NAME = ".lock"
+
+
+class DirLock:
+    """Held from construction until :meth:`release` (or the process's end)."""
+
+    def __init__(self, directory: str | os.PathLike[str], option: str = "--out") -> None:
+        self.path = Path(directory) / LOCK_NAME
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            holder = _describe(self.path)
+            os.close(fd)
+            raise EnvironmentProblem(
+                f"{option}: {Path(directory)} is in use by another sftdata process ({holder}); wait for it "
+                f"to finish or stop it, or choose another {option}") from None
+        self._fd: int | None = fd
+        holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
+                  "command": redact(" ".join(["sftdata", *sys.argv[1:]]))[:500]}
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, (json.dumps(holder, ensure_ascii=True) + "\n").encode(), 0)
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)  # closing the descriptor drops the flock; the file stays, unlocked
+            self._fd = None
+
+    def __enter__(self) -> DirLock:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.release()
+
+    def __del__(self) -> None:
+        self.release()
+
+
+def _describe(path: Path) -> str:
+    try:
+        holder = json.loads(path.read_text(encoding="utf-8"))
+        return f"pid {holder['pid']} on {holder['host']} since {holder['started']}: {holder['command']}"
+    except (OSError, ValueError, KeyError, TypeError):
+        return "holder unknown"
