@@ -27,6 +27,7 @@ class DirLock:
 
     def __init__(self, directory: str | os.PathLike[str], option: str = "--out") -> None:
         self.path = Path(directory) / LOCK_NAME
+        self._fd: int | None = None
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -36,7 +37,7 @@ class DirLock:
             raise EnvironmentProblem(
                 f"{option}: {Path(directory)} is in use by another sftdata process ({holder}); wait for it "
                 f"to finish or stop it, or choose another {option}") from None
-        self._fd: int | None = fd
+        self._fd = fd
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "command": redact(" ".join(["sftdata", *sys.argv[1:]]))[:500]}
         os.ftruncate(fd, 0)
