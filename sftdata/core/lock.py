@@ -22,12 +22,22 @@ from .errors import EnvironmentProblem, redact
 LOCK_NAME = ".lock"
 
 
+# locks this process holds, by lock file: (descriptor, holders). The lock keeps *other processes*
+# out; within one process a library user may open the same directory twice (a RunDir per call).
+_HELD: dict[str, list[int]] = {}
+
+
 class DirLock:
     """Held from construction until :meth:`release` (or the process's end)."""
 
     def __init__(self, directory: str | os.PathLike[str], option: str = "--out") -> None:
         self.path = Path(directory) / LOCK_NAME
-        self._fd: int | None = None
+        self._key: str | None = None
+        key = os.path.realpath(self.path)
+        if key in _HELD:
+            _HELD[key][1] += 1
+            self._key = key
+            return
         fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o644)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -37,16 +47,20 @@ class DirLock:
             raise EnvironmentProblem(
                 f"{option}: {Path(directory)} is in use by another sftdata process ({holder}); wait for it "
                 f"to finish or stop it, or choose another {option}") from None
-        self._fd = fd
+        _HELD[key] = [fd, 1]
+        self._key = key
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
                   "command": redact(" ".join(["sftdata", *sys.argv[1:]]))[:500]}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder, ensure_ascii=True) + "\n").encode(), 0)
 
     def release(self) -> None:
-        if self._fd is not None:
-            os.close(self._fd)  # closing the descriptor drops the flock; the file stays, unlocked
-            self._fd = None
+        key, self._key = self._key, None
+        if key is None or key not in _HELD:
+            return
+        _HELD[key][1] -= 1
+        if _HELD[key][1] == 0:
+            os.close(_HELD.pop(key)[0])  # closing the descriptor drops the flock; the file stays, unlocked
 
     def __enter__(self) -> DirLock:
         return self

@@ -277,7 +277,7 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict | Record]) -> 
     return count
 
 
-_LONE_SURROGATE = re.compile("[\ud800-\udfff]")
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
 
 
 def json_text(value: Any, **options: Any) -> str:
@@ -286,9 +286,9 @@ def json_text(value: Any, **options: Any) -> str:
     they are written as JSON escapes, which ``json.loads`` turns back into the same string, so the
     name is stored losslessly (``os.fsencode`` gives back its bytes)."""
     text = json.dumps(value, ensure_ascii=False, **options)
-    if _LONE_SURROGATE.search(text) is None:
+    if _SURROGATE_CHAR.search(text) is None:
         return text
-    return _LONE_SURROGATE.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
+    return _SURROGATE_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def dumps(row: dict | Record) -> str:

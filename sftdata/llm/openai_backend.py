@@ -199,6 +199,11 @@ class OpenAIBackend:
                                      cast_to=httpx2.Response, stream=True, options=self._post_options)
         try:
             body_bytes = await self._read_capped(response)
+        except (MalformedReply, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection broke mid-body (reset, short read)
+            raise openai.APIConnectionError(message=f"connection broken while reading the reply: {exc}",
+                                            request=response.request) from exc
         finally:
             await response.aclose()
         return _parse_completion(body_bytes, self.model)

@@ -103,3 +103,15 @@ def test_failures_log_exists_when_nothing_failed(tmp_path, make_server, seeds):
     server = make_server(reply=generate_model())
     assert run_main(*generate_args(seeds, tmp_path / "run", server.url, num=2), home=tmp_path).returncode == 0
     assert (tmp_path / "run" / "failures.jsonl").read_text() == ""
+
+
+def test_a_large_unparsable_reply_is_kept_truncated_with_its_size(tmp_path, make_server, seeds):
+    """A 2 MB reply (under the cap) that parses to nothing: rejected.jsonl keeps its start and size."""
+    model = generate_model()
+    server = make_server(reply=Recorder(model, lambda n, body: Reply(text="~" * 2_000_000) if n == 1 else None))
+    result = run_main(*generate_args(seeds, tmp_path / "run", server.url, num=3), home=tmp_path)
+    assert result.returncode == 0, result.stderr
+    rejected = [json.loads(line) for line in (tmp_path / "run" / "rejected.jsonl").read_text().splitlines()]
+    big = [r for r in rejected if r["detail"].get("raw_chars") == 2_000_000]
+    assert len(big) == 1 and len(big[0]["detail"]["raw"]) == 10_000
+    assert (tmp_path / "run" / "rejected.jsonl").stat().st_size < 200_000

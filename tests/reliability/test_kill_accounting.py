@@ -6,12 +6,24 @@ from __future__ import annotations
 import os
 import random
 import signal
+import subprocess
+import sys
 import threading
 import time
 from pathlib import Path
 
 import pytest
-from helpers_rel import OpenAIServer, cache_keys, generate_args, generate_model, rows, run_main, stats_of
+from helpers_rel import (
+    ROOT,
+    OpenAIServer,
+    cache_keys,
+    cli_env,
+    generate_args,
+    generate_model,
+    rows,
+    run_main,
+    stats_of,
+)
 from test_crash_resume import ForkServer, exited
 
 PRICE = 1000.0  # USD per million tokens, in and out: a request costs about a dollar
@@ -106,20 +118,34 @@ def test_a_second_process_on_the_same_run_directory_exits_2_naming_the_holder(tm
     assert ids and len(ids) == len(set(ids))
 
 
-def test_every_writing_stage_and_run_refuse_a_locked_directory(tmp_path, seeds):
-    """filter, clean, export and `sftdata run` take the same lock (held here by this test)."""
-    from sftdata.core.lock import DirLock
+_HOLD = """
+import sys, time
+from sftdata.core.lock import DirLock
+locks = [DirLock(path) for path in sys.argv[1:]]
+print("held", flush=True)
+sys.stdin.read()
+"""
 
-    for command in (["filter", str(seeds)], ["clean", str(seeds)], ["export", str(seeds)]):
-        out = tmp_path / command[0]
-        out.mkdir()
-        with DirLock(out):
-            result = run_main(*command, "--out", str(out), home=tmp_path)
-        assert result.returncode == 2 and f"pid {os.getpid()}" in result.stderr, (command, result.stderr)
-        assert run_main(*command, "--out", str(out), home=tmp_path).returncode == 0, command  # released
+
+def test_every_writing_stage_and_run_refuse_a_locked_directory(tmp_path, seeds):
+    """filter, clean, export and `sftdata run` take the same lock (held here by another process)."""
+    commands = {"filter": [str(seeds)], "clean": [str(seeds)], "export": [str(seeds)]}
     config = tmp_path / "pipe.yaml"
     config.write_text(f"seeds: {seeds}\n", encoding="utf-8")
-    (tmp_path / "pipe").mkdir()
-    with DirLock(tmp_path / "pipe"):
-        result = run_main("run", str(config), "--out", str(tmp_path / "pipe"), home=tmp_path)
-    assert result.returncode == 2 and "in use by another sftdata process" in result.stderr, result.stderr
+    commands["run"] = [str(config)]
+    outs = {name: tmp_path / name for name in commands}
+    for out in outs.values():
+        out.mkdir()
+    holder = subprocess.Popen([sys.executable, "-c", _HOLD, *map(str, outs.values())], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True, env=cli_env(tmp_path), cwd=ROOT)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        for name in ("filter", "clean", "export"):
+            result = run_main(name, *commands[name], "--out", str(outs[name]), home=tmp_path)
+            assert result.returncode == 2 and f"pid {holder.pid} " in result.stderr, (name, result.stderr)
+        result = run_main("run", str(config), "--out", str(outs["run"]), "--no-progress", home=tmp_path)
+        assert result.returncode == 2 and f"pid {holder.pid} " in result.stderr, result.stderr
+    finally:
+        holder.stdin.close()
+        holder.wait(10)
+    assert run_main("filter", str(seeds), "--out", str(outs["filter"]), home=tmp_path).returncode == 0  # released
