@@ -50,7 +50,7 @@ class DirLock:
         _HELD[key] = [fd, 1]
         self._key = key
         holder = {"pid": os.getpid(), "host": socket.gethostname(), "started": time.strftime("%Y-%m-%dT%H:%M:%S"),
-                  "command": redact(" ".join(["sftdata", *sys.argv[1:]]))[:500]}
+                  "command": _command_line()}
         os.ftruncate(fd, 0)
         os.pwrite(fd, (json.dumps(holder, ensure_ascii=True) + "\n").encode(), 0)
 
@@ -70,6 +70,17 @@ class DirLock:
 
     def __del__(self) -> None:
         self.release()
+
+
+def _command_line() -> str:
+    """This process's command line for the lock file, with the value of every key option blanked
+    (the key is not registered for redaction yet when the lock is taken)."""
+    words, blank_next = [], False
+    for arg in sys.argv[1:]:
+        secret = arg.split("=", 1)[0].lower() in ("--api-key", "--set") or "api_key" in arg.lower()
+        words.append("***" if blank_next else arg.split("=", 1)[0] + "=***" if secret and "=" in arg else arg)
+        blank_next = secret and "=" not in arg
+    return redact(" ".join(["sftdata", *words]))[:500]
 
 
 def _describe(path: Path) -> str:
