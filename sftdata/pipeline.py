@@ -271,7 +271,16 @@ def _write_marker(directory: Path, data: dict[str, Any]) -> None:
 def run_pipeline(pipeline: Pipeline, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
     from .core.rundir import RunDir
 
-    RunDir(pipeline.out).write_config(pipeline.public())
+    rundir = RunDir(pipeline.out)  # locked: a second `sftdata run` on this directory stops at once
+    try:
+        rundir.write_config(pipeline.public())
+        return _run_stages(pipeline, progress, log)
+    finally:
+        rundir.close()
+
+
+def _run_stages(pipeline: Pipeline, progress: bool, log: Callable[[str], None]) -> dict[str, Any]:
+
     ctx = Context(pipeline=pipeline, progress=progress, log=log)
     summary: dict[str, Any] = {"out": str(pipeline.out), "stages": {}}
     specs = {spec.name: spec for spec in registry.specs()}

@@ -9,7 +9,8 @@ It answers from a function or a script, counts every request, and injects faults
     server.stop()
 
 Fault kinds: 429 (with ``retry_after`` or without), 500, 502, 503, reset (connection closed
-mid-body), slow (``delay`` seconds before answering), malformed (200 with a broken JSON body),
+mid-body), slow (``delay`` seconds before answering), a :class:`Reply` with ``trickle`` (its body one
+byte at a time), malformed (200 with a broken JSON body),
 empty_choices, length (finish_reason "length"), and any reply the function returns as a
 :class:`Reply`. ``latency`` delays every reply. Written on asyncio so that a few hundred
 concurrent connections cost little; it runs its own loop in a daemon thread.
@@ -37,6 +38,7 @@ class Reply:
     raw_body: bytes | None = None
     delay: float = 0.0
     reset: bool = False
+    trickle: float = 0.0  # seconds between the body's bytes (headers go at once)
 
 
 @dataclass
@@ -67,6 +69,7 @@ class OpenAIServer:
         self.model = model
         self.bodies: list[dict] = []  # every chat request body received, in arrival order
         self.auth_headers: list[str] = []
+        self.paths: list[str] = []  # the request target of every chat request (query string included)
         self.count = 0  # chat requests received, faults included
         self.faults: collections.deque[Fault] = collections.deque()
         self._lock = threading.Lock()
@@ -148,9 +151,10 @@ class OpenAIServer:
 
     async def _route(self, method: str, path: str, headers: dict, body: bytes,
                      writer: asyncio.StreamWriter) -> bool:
-        if method == "GET" and path.rstrip("/").endswith("/models"):
+        route = path.split("?", 1)[0].rstrip("/")
+        if method == "GET" and route.endswith("/models"):
             return await self._send(writer, 200, {"object": "list", "data": [{"id": self.model, "object": "model"}]})
-        if not (method == "POST" and path.rstrip("/").endswith("/chat/completions")):
+        if not (method == "POST" and route.endswith("/chat/completions")):
             return await self._send(writer, 404, {"error": {"message": f"no route {path}"}})
         request = json.loads(body or b"{}")
         with self._lock:
@@ -158,6 +162,7 @@ class OpenAIServer:
             number = self.count
             self.bodies.append(request)
             self.auth_headers.append(headers.get("authorization", ""))
+            self.paths.append(path)
             fault = self.faults.popleft() if self.faults else None
         if self.latency:
             await asyncio.sleep(self.latency)
@@ -168,6 +173,8 @@ class OpenAIServer:
             await asyncio.sleep(reply.delay)
         if reply.reset:
             return await self._reset(writer)
+        if reply.trickle:
+            return await self._trickle(writer, self._completion(request, reply.text, "stop"), reply.trickle)
         if reply.raw_body is not None:
             return await self._send_raw(writer, reply.status, reply.raw_body, reply.headers)
         if reply.status != 200:
@@ -225,6 +232,16 @@ class OpenAIServer:
         head += [f"{k}: {v}" for k, v in headers.items()]
         writer.write(("\r\n".join(head) + "\r\n\r\n").encode() + body)
         await writer.drain()
+        return True
+
+    async def _trickle(self, writer: asyncio.StreamWriter, payload: dict, gap: float) -> bool:
+        body = json.dumps(payload).encode()
+        writer.write(f"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\ncontent-length: {len(body)}\r\n\r\n"
+                     .encode())
+        for i in range(len(body)):
+            writer.write(body[i:i + 1])
+            await writer.drain()
+            await asyncio.sleep(gap)
         return True
 
     async def _reset(self, writer: asyncio.StreamWriter) -> bool:

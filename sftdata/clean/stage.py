@@ -186,27 +186,30 @@ def run_clean(inputs: Sequence[str | os.PathLike[str]], out_dir: str | os.PathLi
     out = Path(out_dir)
     _check_paths(inputs, out)
     records = read_all(inputs)  # every bad line fails before anything is written
-    rundir = RunDir(out)
-    stats = CleanStats()
-    accepted: list[Record] = []
-    removed: list[dict] = []
-    results = clean_records(records, config, stats)
-    if progress:
-        from tqdm import tqdm
-        results = tqdm(results, total=len(records), desc="clean", unit="rec", disable=None)
-    for rec, rule, detail in results:
-        if rule is None:
-            accepted.append(rec)
-        else:
-            removed.append(rejected(rec, STAGE, rule, detail))
-    write_jsonl(rundir.file("accepted.jsonl"), accepted)
-    write_jsonl(rundir.file("rejected.jsonl"), removed)
-    settings = {"stage": STAGE, "inputs": [str(p) for p in inputs], "rules": config.enabled_rules(),
-                "disabled": sorted(config.disabled), "mask_pii": config.mask_pii,
-                "outlier_z": config.outlier_z, "outlier_min_group": config.outlier_min_group,
-                "outlier_short": config.outlier_short}
-    rundir.write_config(settings)
-    summary = {"out": str(out), **stats.to_dict(), "rules": config.enabled_rules(),
-               "outlier_z": config.outlier_z}
-    rundir.write_json("stats.json", {"stage": STAGE, **stats.to_dict()})
-    return summary
+    rundir = RunDir(out)  # locked until closed: one writer per directory
+    try:
+        stats = CleanStats()
+        accepted: list[Record] = []
+        removed: list[dict] = []
+        results = clean_records(records, config, stats)
+        if progress:
+            from tqdm import tqdm
+            results = tqdm(results, total=len(records), desc="clean", unit="rec", disable=None)
+        for rec, rule, detail in results:
+            if rule is None:
+                accepted.append(rec)
+            else:
+                removed.append(rejected(rec, STAGE, rule, detail))
+        write_jsonl(rundir.file("accepted.jsonl"), accepted)
+        write_jsonl(rundir.file("rejected.jsonl"), removed)
+        settings = {"stage": STAGE, "inputs": [str(p) for p in inputs], "rules": config.enabled_rules(),
+                    "disabled": sorted(config.disabled), "mask_pii": config.mask_pii,
+                    "outlier_z": config.outlier_z, "outlier_min_group": config.outlier_min_group,
+                    "outlier_short": config.outlier_short}
+        rundir.write_config(settings)
+        summary = {"out": str(out), **stats.to_dict(), "rules": config.enabled_rules(),
+                   "outlier_z": config.outlier_z}
+        rundir.write_json("stats.json", {"stage": STAGE, **stats.to_dict()})
+        return summary
+    finally:
+        rundir.close()

@@ -6,15 +6,17 @@ configuration, 3 endpoint unusable, 130 interrupted. ``--debug`` shows traceback
 
 from __future__ import annotations
 
+import errno
 import importlib
 import os
+import sqlite3
 import sys
 import traceback
 
 import click
 
 from .. import __version__
-from ..core.errors import BudgetExhausted, SftdataError, redact
+from ..core.errors import BudgetExhausted, EnvironmentProblem, SftdataError, redact
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
@@ -60,11 +62,44 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("SFTDATA_DEBUG") == "1"
 
 
+_DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+
+
+def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
+    """A full disk or a file size limit, wherever it struck (a journal, the SQLite cache, a temp
+    file), as the environment error it is: every stage saves its state at each checkpoint and cuts
+    half-written lines on resume, so freeing space and re-running continues the run."""
+    if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
+        where = f" writing {exc.filename}" if exc.filename else ""
+        what = f"{exc.strerror}{where}"
+    elif isinstance(exc, sqlite3.DatabaseError) and any(
+            text in str(exc) for text in ("database or disk is full", "disk I/O error")):
+        what = f"the response cache could not be written ({exc})"
+    else:
+        return None
+    return EnvironmentProblem(f"no room to write: {what}; state is saved up to the last checkpoint: free some "
+                              "disk space (or raise the file size limit) and re-run the same command to resume")
+
+
+def _surrogate_safe_stdout() -> None:
+    # a file name that is not valid UTF-8 (held as surrogates) is printed as its original bytes
+    reconfigure = getattr(sys.stdout, "reconfigure", None)
+    if reconfigure is not None and (getattr(sys.stdout, "encoding", "") or "").lower().replace("-", "") == "utf8":
+        reconfigure(errors="surrogateescape")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = _debug_requested(argv)
+    _surrogate_safe_stdout()
     try:
-        cli.main(args=argv, prog_name="sftdata", standalone_mode=False)
+        try:
+            cli.main(args=argv, prog_name="sftdata", standalone_mode=False)
+        except (OSError, sqlite3.DatabaseError) as exc:
+            problem = _environment_problem(exc)
+            if problem is None:
+                raise
+            raise problem from exc
     except BudgetExhausted as exc:
         click.echo(f"stopped: {exc} (state saved; raise the budget and re-run to continue)", err=True)
         sys.exit(0)

@@ -24,9 +24,56 @@ else:  # pragma: no cover
     import tomli as tomllib
 
 
+# A real config has a few hundred values. Aliases let 500 bytes of YAML stand for billions of
+# them ("billion laughs"): PyYAML builds them as shared objects, but anything that walks the result
+# (a type check's message, a JSON snapshot) expands them. So the expanded size is counted first.
+MAX_YAML_NODES = 100_000
+
+
+class _AliasBomb(yaml.YAMLError):
+    def __init__(self, nodes: int, line: int) -> None:
+        self.nodes, self.line = nodes, line
+
+
+def _expanded_size(root: yaml.Node) -> tuple[int, int]:
+    """(nodes the document stands for with every alias expanded, line of the worst alias); stops
+    counting past MAX_YAML_NODES. Each distinct node is visited once (memoized), so the count
+    costs as much as the document is long, not as big as it expands."""
+    sizes: dict[int, int] = {}
+    worst_line = root.start_mark.line + 1
+    stack: list[tuple[yaml.Node, bool]] = [(root, False)]
+    open_nodes: set[int] = set()  # nodes whose children are still being counted
+    while stack:
+        node, children_done = stack.pop()
+        if id(node) in sizes:
+            continue
+        children = ([n for pair in node.value for n in pair] if isinstance(node, yaml.MappingNode)
+                    else list(node.value) if isinstance(node, yaml.SequenceNode) else [])
+        if not children_done:
+            if id(node) in open_nodes:  # an alias of a node inside itself: infinitely large
+                return MAX_YAML_NODES + 1, node.start_mark.line + 1
+            open_nodes.add(id(node))
+            stack.append((node, True))
+            stack.extend((child, False) for child in children if id(child) not in sizes)
+            continue
+        open_nodes.discard(id(node))
+        size = 1 + sum(sizes.get(id(child), 1) for child in children)
+        sizes[id(node)] = min(size, MAX_YAML_NODES + 1)
+        if size > MAX_YAML_NODES and worst_line == root.start_mark.line + 1:
+            worst_line = node.start_mark.line + 1
+    return sizes[id(root)], worst_line
+
+
 class _UniqueKeyLoader(yaml.SafeLoader):
     """safe_load, except that a key given twice in one mapping is an error: PyYAML would keep the
-    last one and silently drop the first (a second ``generate:`` section replacing the first)."""
+    last one and silently drop the first (a second ``generate:`` section replacing the first), and
+    a document whose aliases expand past MAX_YAML_NODES values is refused before it is built."""
+
+    def construct_document(self, node: yaml.Node) -> Any:
+        size, line = _expanded_size(node)
+        if size > MAX_YAML_NODES:
+            raise _AliasBomb(size, line)
+        return super().construct_document(node)
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
         seen: dict[Any, int] = {}
@@ -57,6 +104,9 @@ def load_file(path: str | Path) -> dict[str, Any]:
         raise DataError(path, raw[: exc.start].count(b"\n") + 1, f"invalid UTF-8 at byte {exc.start}") from None
     try:
         data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
+    except _AliasBomb as exc:
+        raise DataError(path, exc.line, f"aliases expand this config to more than {MAX_YAML_NODES:,} values; "
+                        "refused (a config needs a few hundred)") from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         raise DataError(path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
@@ -78,7 +128,9 @@ def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any
         if not sep or not key.strip():
             raise ConfigError(f"expected key=value, got {item!r}", "--set")
         try:
-            value = yaml.safe_load(raw) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""
+        except _AliasBomb:
+            raise ConfigError(f"aliases expand the value past {MAX_YAML_NODES:,} values; refused", "--set") from None
         except yaml.YAMLError:
             value = raw
         node = data

@@ -7,11 +7,13 @@ The CLI maps them to exit codes (docs/architecture.md, "The run directory"): any
     ├── DataError                 bad input file; carries ``path`` and ``line`` (exit 2)
     ├── LLMError                  the endpoint is unusable after retries (exit 3)
     │   └── EndpointUnavailable   down at start, or failing for many requests in a row
+    ├── EnvironmentProblem        the disk is full, a file size limit, the run directory in use (exit 2)
     ├── BudgetExhausted           --max-requests / --max-cost reached; state is saved (exit 0)
     └── Interrupted               Ctrl-C; state is saved (exit 130)
 
 Messages never contain API keys: :func:`redact` is applied to every message we build from
-text that could hold one (URLs, exception strings from the HTTP stack).
+text that could hold one (URLs, exception strings from the HTTP stack). It also blanks the
+credentials a URL can carry: ``user:password@`` and the values of its query string.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import re
 
 __all__ = [
     "SftdataError", "ConfigError", "DataError", "LLMError", "EndpointUnavailable",
-    "BudgetExhausted", "Interrupted", "redact", "register_secret",
+    "BudgetExhausted", "Interrupted", "EnvironmentProblem", "redact", "redact_url", "register_secret",
 ]
 
 _SECRETS: set[str] = set()
@@ -33,10 +35,29 @@ def register_secret(value: str | None) -> None:
         _SECRETS.add(value)
 
 
+_URL = re.compile(r"(?i)\b[a-z][a-z0-9+.\-]*://[^\s\"'<>]+")
+_USERINFO = re.compile(r"^([^:]+://)[^/?#@]*@")
+_QUERY_VALUE = re.compile(r"([?#&;][^=&#;?]*=)[^&#;]+")
+
+
+def _redact_one_url(match: re.Match) -> str:
+    url = _USERINFO.sub(r"\1***@", match.group())
+    cut = min((i for i in (url.find("?"), url.find("#")) if i >= 0), default=-1)
+    if cut < 0:
+        return url
+    return url[:cut] + _QUERY_VALUE.sub(r"\1***", url[cut:])
+
+
+def redact_url(text: str) -> str:
+    """``text`` with every URL's ``user:password@`` and the values of its query string (and
+    fragment) replaced by ``***``: ``http://u:p@h/v1?key=K`` -> ``http://***@h/v1?key=***``."""
+    return _URL.sub(_redact_one_url, text) if "://" in text else text
+
+
 def redact(text: str) -> str:
     for secret in _SECRETS:
         text = text.replace(secret, "***")
-    return _KEY_PATTERN.sub("***", text)
+    return redact_url(_KEY_PATTERN.sub("***", text))
 
 
 class SftdataError(Exception):
@@ -75,6 +96,13 @@ class LLMError(SftdataError):
 
 class EndpointUnavailable(LLMError):
     """The endpoint stayed unusable after every retry (down, refusing, or failing in a row)."""
+
+
+class EnvironmentProblem(SftdataError):
+    """The machine, not the input, stops the run: the disk is full, a file size limit was reached,
+    another process holds the run directory. State is saved up to the last checkpoint (exit 2)."""
+
+    exit_code = 2
 
 
 class BudgetExhausted(SftdataError):

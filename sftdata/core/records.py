@@ -51,7 +51,7 @@ class Record:
         }
 
     def to_json(self) -> str:
-        return json.dumps(self.to_dict(), ensure_ascii=False, sort_keys=False)
+        return json_text(self.to_dict())
 
 
 # ---------------------------------------------------------------- shape detection
@@ -223,10 +223,15 @@ def read_all(paths: Iterable[str | os.PathLike[str]]) -> list[Record]:
 
 
 def write_text_atomic(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file."""
+    """Write ``text`` to ``path`` through a temporary file, so a crash never leaves half a file
+    (and a failed write, e.g. a full disk, leaves no temporary file either)."""
     tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
+    try:
+        tmp.write_text(text, encoding="utf-8")
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
 
 
 def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict | Record]) -> int:
@@ -235,18 +240,36 @@ def write_jsonl(path: str | os.PathLike[str], rows: Iterable[dict | Record]) -> 
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     count = 0
-    with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
-        for row in rows:
-            fh.write(dumps(row) + "\n")
-            count += 1
-    os.replace(tmp, path)
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="\n") as fh:
+            for row in rows:
+                fh.write(dumps(row) + "\n")
+                count += 1
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
     return count
+
+
+_SURROGATE_CHAR = re.compile("[\ud800-\udfff]")
+
+
+def json_text(value: Any, **options: Any) -> str:
+    """JSON of ``value`` as UTF-8-writable text. A file name that is not valid UTF-8 reaches Python
+    as a string holding lone surrogates (``\\udcff`` for the byte 0xff), which no UTF-8 file can hold;
+    they are written as JSON escapes, which ``json.loads`` turns back into the same string, so the
+    name is stored losslessly (``os.fsencode`` gives back its bytes)."""
+    text = json.dumps(value, ensure_ascii=False, **options)
+    if _SURROGATE_CHAR.search(text) is None:
+        return text
+    return _SURROGATE_CHAR.sub(lambda m: f"\\u{ord(m.group()):04x}", text)
 
 
 def dumps(row: dict | Record) -> str:
     if isinstance(row, Record):
         return row.to_json()
-    return json.dumps(row, ensure_ascii=False)
+    return json_text(row)
 
 
 def rejected(record: Record, stage: str, reason: str, detail: dict | None = None) -> dict:

@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from ..llm.client import LLM, LLMConfig, LLMStats
 from .errors import BudgetExhausted, ConfigError
-from .rundir import RunDir
+from .rundir import RunDir, strip_secrets
 from .settings import resumable
 
 # LLM settings that may change between a run and its resume without invalidating what was done (the
@@ -57,7 +57,8 @@ def check_resumable(rundir: RunDir, config: dict[str, Any], may_change: Iterable
     previous = rundir.read_json("config.json")
     if not previous:
         return
-    comparable = json.loads(json.dumps(config, default=str))
+    # compared as written: URLs with their credentials blanked, file names as JSON escapes
+    comparable = json.loads(json.dumps(strip_secrets(config), default=str))
     changed = [key for key in sorted(set(previous) | set(comparable))
                if key not in may_change and previous.get(key) != comparable.get(key)
                and not (isinstance(previous.get(key), dict)
@@ -115,22 +116,25 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
 def _budget_message(llm: LLM) -> str:
     cfg = llm.config
     what = (f"--max-requests {cfg.max_requests}" if cfg.max_requests is not None
-            and llm.stats.sent >= cfg.max_requests else f"--max-cost {cfg.max_cost}")
-    return f"budget reached ({what}; {llm.stats.sent} requests, ${llm.stats.cost_usd:.4f})"
+            and llm.spend.requests >= cfg.max_requests else f"--max-cost {cfg.max_cost}")
+    return f"budget reached ({what}; {llm.spend.requests} requests paid, ${llm.spend.cost:.4f})"
 
 
 def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
     done, target, postfix = stage.progress()
     bar.total = target
     bar.n = min(done, target) if target else done
-    cost = f" ${llm.stats.cost_usd:.3f}" if llm.config.price_in is not None else ""
+    cost = f" ${llm.spend.cost:.3f}" if llm.config.price_in is not None else ""
     tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens
     bar.set_postfix_str(f"{postfix} req={llm.stats.sent}+{llm.stats.cached}c tok={tokens}{cost}")
 
 
 def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:
     summary = dict(stage.summary())
-    summary["llm"] = {**asdict(llm.stats), "backend": llm.backend.name, "model": llm.model_name}
+    # stats follow the checkpoints (a rolled-back round is counted once); paid_* is what every run in
+    # this directory paid, rolled-back rounds and requests cut off by a kill included
+    summary["llm"] = {**asdict(llm.stats), **llm.spend.summary(), "backend": llm.backend.name,
+                      "model": llm.model_name}
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 

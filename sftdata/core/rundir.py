@@ -16,12 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from .errors import ConfigError, redact
-from .records import dumps, write_text_atomic
+from .lock import LOCK_NAME, DirLock
+from .records import dumps, json_text, write_text_atomic
 
 SECRET_KEYS = ("api_key", "api-key", "apikey", "token", "secret", "password", "authorization")
 CHECKPOINTS = "checkpoints.jsonl"
-# The audit log of requests is never rolled back: a request that was paid for stays logged.
-NOT_ROLLED_BACK = {CHECKPOINTS, "requests.jsonl"}
+# The audit log of requests and the spend ledger are never rolled back: what was paid stays paid.
+NOT_ROLLED_BACK = {CHECKPOINTS, "requests.jsonl", "spend.jsonl"}
 
 
 def _secret_key(key: object) -> bool:
@@ -119,13 +120,17 @@ def writable_dir(path: Path) -> None:
 
 
 class RunDir:
-    """One run's directory. ``fresh=True`` deletes what a previous run left there."""
+    """One run's directory, locked against a second writer until :meth:`close` (or the process's
+    end). ``fresh=True`` deletes what a previous run left there."""
 
     def __init__(self, path: str | os.PathLike[str], fresh: bool = False) -> None:
         self.path = Path(path)
-        if fresh and self.path.exists():
-            shutil.rmtree(self.path)
         writable_dir(self.path)
+        self._lock: DirLock | None = DirLock(self.path)
+        if fresh:  # under the lock: never delete what a running process is writing
+            for child in self.path.iterdir():
+                if child.name != LOCK_NAME:
+                    shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
         self._journals: dict[str, Journal] = {}
 
     def file(self, name: str) -> Path:
@@ -138,8 +143,7 @@ class RunDir:
 
     # ------------------------------------------------------------ config and stats
     def write_json(self, name: str, data: Any) -> None:
-        write_text_atomic(self.path / name,
-                          json.dumps(strip_secrets(data), ensure_ascii=False, indent=2, sort_keys=True) + "\n")
+        write_text_atomic(self.path / name, json_text(strip_secrets(data), indent=2, sort_keys=True) + "\n")
 
     def read_json(self, name: str) -> Any:
         path = self.path / name
@@ -164,6 +168,11 @@ class RunDir:
         return last["state"]
 
     def close(self) -> None:
-        for journal in self._journals.values():
-            journal.close()
-        self._journals.clear()
+        try:
+            for journal in self._journals.values():
+                journal.close()
+        finally:  # a journal that cannot flush (full disk) still lets the lock go
+            self._journals.clear()
+            if self._lock is not None:
+                self._lock.release()
+                self._lock = None

@@ -30,6 +30,7 @@ from typing import Any
 
 from ..core import formats as registry
 from ..core.errors import ConfigError, DataError
+from ..core.lock import DirLock
 from ..core.records import Record, read_numbered_records, write_jsonl, write_text_atomic
 from .card import check_license, record_system, write_card
 
@@ -253,8 +254,14 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
         out.mkdir(parents=True, exist_ok=True)
     except OSError as exc:
         raise ConfigError(f"cannot create {out}: {exc.strerror}", "--out") from None
-    name = _dataset_name(out, name)
+    with DirLock(out):  # one writer per directory
+        return _export_into(out, records, formats, ratios, seed=seed, system=system, hf=hf, license=license,
+                            name=_dataset_name(out, name), sources=sources, card=card)
 
+
+def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratios: Sequence[float], *, seed: int,
+                 system: str | None, hf: bool, license: str | None, name: str,
+                 sources: Sequence[str | os.PathLike[str]], card: bool) -> dict[str, Any]:
     split_of = assign_splits(records, ratios, seed)
     by_split = {s: [r for r, n in zip(records, split_of) if n == s] for s in SPLITS}
     present = [s for s in SPLITS if by_split[s]]

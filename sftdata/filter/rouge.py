@@ -23,6 +23,8 @@ instruction kept so far and drops it when any ``fmeasure > threshold`` (0.7; a s
   machine word) compiled with numba (see ``_kernels.py`` for why numba). At N=4000 realistic
   instructions the index scores a few hundred pairs where the scan scores six and a half million.
 
+Texts longer than ``MAX_COMPARED_TOKENS`` tokens are compared on their first that many tokens.
+
 Every bound is an upper bound on the LCS, so a pruned pair cannot score above the threshold:
 the decisions are exactly the scan's (tests/unit/test_rouge.py checks them against rouge-score,
 ties included; bench/dedup.py at N=2000 and 4000).
@@ -46,7 +48,12 @@ from . import _kernels as K
 from ._lcs import fill_prefix_table
 from .tokenize import get_tokenizer
 
-__all__ = ["RougeIndex", "RougeMatch", "rouge_l_f", "lcs_length"]
+__all__ = ["RougeIndex", "RougeMatch", "rouge_l_f", "lcs_length", "MAX_COMPARED_TOKENS"]
+
+# The LCS of two texts costs their lengths multiplied: two 1 MB instructions (the length rule off)
+# took 24 s a pair. Only the first MAX_COMPARED_TOKENS tokens of a text are compared; every text
+# within it (any instruction the length rule lets through: 150 words) is scored exactly.
+MAX_COMPARED_TOKENS = 2048
 
 
 @dataclass(frozen=True)
@@ -205,9 +212,7 @@ class RougeIndex:
         flat_e: list[int] = []
         offsets = [0]
         for text in texts:
-            tokens = self._tokenize(text)
-            if len(tokens) > K.MAX_TOKENS:
-                raise ValueError(f"a text of {len(tokens)} tokens: the index takes at most {K.MAX_TOKENS}")
+            tokens = self._tokenize(text)[:MAX_COMPARED_TOKENS]
             ids, elements = self._encode(tokens, intern)
             flat_t += ids
             flat_e += elements

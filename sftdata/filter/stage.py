@@ -22,6 +22,7 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from ..core.lock import DirLock
 from ..core.records import Record, dumps, read_all, rejected
 from ..core.rundir import writable_dir
 from .rules import RULES, FilterConfig, check_instance, check_instruction
@@ -127,30 +128,31 @@ def run_filter(in_paths: Iterable[str | os.PathLike[str]], out_dir: str | os.Pat
         config = dataclasses.replace(config, instance_rules=any(r.output.strip() for r in records))
     out = Path(out_dir)
     writable_dir(out)
-    counts = {"accepted": 0, **{rule: 0 for rule in RULES}}
-    targets = {name: out / f"{name}.jsonl" for name in ("accepted", "rejected")}
-    temps = {name: path.with_name(path.name + ".tmp") for name, path in targets.items()}
-    stream = filter_records(records, config, against)
-    if progress:
-        from tqdm import tqdm
+    with DirLock(out):  # one writer per directory
+        counts = {"accepted": 0, **{rule: 0 for rule in RULES}}
+        targets = {name: out / f"{name}.jsonl" for name in ("accepted", "rejected")}
+        temps = {name: path.with_name(path.name + ".tmp") for name, path in targets.items()}
+        stream = filter_records(records, config, against)
+        if progress:
+            from tqdm import tqdm
 
-        stream = tqdm(stream, total=len(records), desc="filter", unit="rec", dynamic_ncols=True)
-    with open(temps["accepted"], "w", encoding="utf-8", newline="\n") as kept, \
-            open(temps["rejected"], "w", encoding="utf-8", newline="\n") as dropped:
-        for record, verdict in stream:
-            if verdict is None:
-                kept.write(dumps(record) + "\n")
-                counts["accepted"] += 1
-            else:
-                dropped.write(dumps(rejected(record, STAGE, verdict[0], verdict[1])) + "\n")
-                counts[verdict[0]] = counts.get(verdict[0], 0) + 1
-    for name in targets:
-        os.replace(temps[name], targets[name])
-    summary = {
-        "input": len(records), "against": len(against), "accepted": counts.pop("accepted"),
-        "rejected": sum(counts.values()), "by_reason": counts,
-        "instance_rules": bool(config.instance_rules), "seconds": round(time.monotonic() - started, 3),
-        "out": str(out),
-    }
-    (out / "filter_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
-    return summary
+            stream = tqdm(stream, total=len(records), desc="filter", unit="rec", dynamic_ncols=True)
+        with open(temps["accepted"], "w", encoding="utf-8", newline="\n") as kept, \
+                open(temps["rejected"], "w", encoding="utf-8", newline="\n") as dropped:
+            for record, verdict in stream:
+                if verdict is None:
+                    kept.write(dumps(record) + "\n")
+                    counts["accepted"] += 1
+                else:
+                    dropped.write(dumps(rejected(record, STAGE, verdict[0], verdict[1])) + "\n")
+                    counts[verdict[0]] = counts.get(verdict[0], 0) + 1
+        for name in targets:
+            os.replace(temps[name], targets[name])
+        summary = {
+            "input": len(records), "against": len(against), "accepted": counts.pop("accepted"),
+            "rejected": sum(counts.values()), "by_reason": counts,
+            "instance_rules": bool(config.instance_rules), "seconds": round(time.monotonic() - started, 3),
+            "out": str(out),
+        }
+        (out / "filter_summary.json").write_text(json.dumps(summary, indent=2) + "\n", encoding="utf-8")
+        return summary

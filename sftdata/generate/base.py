@@ -28,6 +28,7 @@ from .parse import Instance, Parsed, Unparsed
 
 STAGE = "generate"
 FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
+REJECTED_TEXT_CHARS = 10_000  # longest unparsable text kept in rejected.jsonl (its size is kept too)
 
 
 class GenerateStage:
@@ -138,8 +139,11 @@ class GenerateStage:
         return denied
 
     def _reject_unparsed(self, entry: Unparsed, reason: str, level: str, meta: dict[str, Any]) -> None:
-        self.reject(Record(entry.raw, lang=self.lang, source=self.source, meta=meta),
-                    reason, level, raw=entry.raw, why=entry.why)
+        raw, size = entry.raw, {}
+        if len(raw) > REJECTED_TEXT_CHARS:  # a multi-megabyte reply is kept as its start and its size
+            raw, size = raw[:REJECTED_TEXT_CHARS], {"raw_chars": len(entry.raw), "raw_truncated": True}
+        self.reject(Record(raw, lang=self.lang, source=self.source, meta=meta),
+                    reason, level, raw=raw, why=entry.why, **size)
 
     def requests_needed(self, kind: str, wanted: int, accepted: int, per_request: int) -> int:
         """Enough requests for ``wanted`` more items at the yield seen so far: ``accepted`` items over

@@ -206,6 +206,18 @@ _TITLE = re.compile(r"^(?:\*\*|__)([^*_\n]{1,60}?)(?:\*\*|__)\s*[:：\-–—]\s
 _QUOTES = [('"', '"'), ("“", "”"), ("「", "」"), ("『", "』"), ("'", "'")]
 
 
+# **bold** / __bold__. An identifier is not bold: __init__, __eq__ and **kwargs stay as they are.
+_BOLD = re.compile(r"(\*\*|__)(.+?)\1")
+_STRAY_BOLD = re.compile(r"(?<![(,\s])\*\*|\*\*(?!\w)")  # a lone "**" not opening an argument name
+
+
+def _unbold(match: re.Match) -> str:
+    marker, inner = match.group(1), match.group(2)
+    if marker == "__" and re.fullmatch(r"\w+", inner):
+        return match.group()
+    return inner
+
+
 def _clean_instruction(text: str) -> str:
     text = re.sub(r"\s+", " ", text).strip()
     for _ in range(3):  # "9. 1. Write..." / "10. Task 3: Write...": numbering the model doubled
@@ -216,8 +228,8 @@ def _clean_instruction(text: str) -> str:
     title = _TITLE.match(text)
     if title and len((title.group(1) or title.group(2)).split()) <= 6:
         text = text[title.end():]  # "**Creative writing:** Write a poem..." -> the instruction
-    text = re.sub(r"(\*\*|__)(.+?)\1", r"\2", text)
-    text = text.replace("**", "").strip()
+    text = _BOLD.sub(_unbold, text)
+    text = _STRAY_BOLD.sub("", text).strip()
     label = match_label(text, _TASKS.labels, _TASKS.aliases)
     if label is not None and label[0] == INS:
         text = label[1].strip()

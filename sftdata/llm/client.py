@@ -14,6 +14,8 @@ from ..core.rundir import RunDir
 from ..core.settings import setting
 from .base import Backend, Completion, Request
 from .cache import ResponseCache
+from .endpoint import check_base_url
+from .spend import SpendLedger
 
 BUDGET = "BudgetExhausted"  # the error of a request the budget did not allow to be sent
 
@@ -34,7 +36,8 @@ class LLMConfig:
                                   help="API key. Never written to the run directory, logs or cache.")
     adapter: str | None = setting(None, cli=False, config=False, help="A PEFT adapter on the local model.")
     concurrency: int = setting(16, hashed=False, help="Requests in flight at once.")
-    timeout: float = setting(120.0, hashed=False, help="Seconds before one attempt is abandoned and retried.")
+    timeout: float = setting(120.0, hashed=False, help="Seconds one attempt may take, reply body included, "
+                                                       "before it is abandoned and retried.")
     max_attempts: int = setting(6, hashed=False, help="Attempts per request (429, 5xx, timeouts, resets, "
                                                       "malformed replies are retried).")
     retry_base: float = setting(0.5, hashed=False, help="First backoff delay in seconds; doubles per attempt, "
@@ -52,6 +55,9 @@ class LLMConfig:
         None, hashed=False,  # follows from base_url (validate() rejects a mismatch): no output changes with it
         help="LLM backend: openai (an endpoint) or local (the embedded or a local HF model). "
              "Default: openai when --base-url is given, else local.")
+    max_reply_bytes: int = setting(4 * 1024 * 1024, hashed=False,
+                                   help="Longest reply body read from the endpoint; a longer one is a failed "
+                                        "attempt (retried), never read whole.")
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -86,6 +92,10 @@ class LLMConfig:
             raise ConfigError("needs --price-in and --price-out to know what a request costs", "--max-cost")
         if self.base_urls and not self.model:
             raise ConfigError("an endpoint needs a model name", "--model")
+        if self.max_reply_bytes < 1024:
+            raise ConfigError("must be at least 1024", "--max-reply-bytes")
+        for url in self.base_urls:
+            check_base_url(url)
 
 
 @dataclass
@@ -115,9 +125,12 @@ class LLM:
             cache_path = rundir.file("cache.sqlite")
         self.cache = ResponseCache(cache_path) if (config.cache and cache_path is not None) else None
         self.stats = LLMStats()
+        self.spend = SpendLedger(rundir)  # what was paid across restarts: the budget counts this
         self.exhausted = False
         self._consecutive_failures = 0
-        self._reserved_cost = 0.0
+        if rundir is not None:  # both logs exist from the start, empty while nothing failed
+            rundir.journal("requests.jsonl")
+            rundir.journal("failures.jsonl")
 
     @property
     def model_name(self) -> str:
@@ -135,15 +148,13 @@ class LLM:
         return self._cost(prompt_chars / 2 + 16, request.max_tokens)
 
     def _allowed(self, request: Request) -> bool:
+        """Whether ``request`` may be sent: the ledger holds what every run in this directory paid
+        (answers a rolled-back round gets back from the cache were paid all the same) plus the
+        worst case of every request in flight."""
         cfg = self.config
-        if cfg.max_requests is not None and self.stats.sent >= cfg.max_requests:
+        if cfg.max_requests is not None and self.spend.requests >= cfg.max_requests:
             return False
-        if cfg.max_cost is not None:
-            worst = self._worst_case_cost(request)
-            if self.stats.cost_usd + self._reserved_cost + worst > cfg.max_cost:
-                return False
-            self._reserved_cost += worst
-        return True
+        return cfg.max_cost is None or self.spend.cost + self._worst_case_cost(request) <= cfg.max_cost
 
     # ------------------------------------------------------------ completing
     async def complete(self, requests: list[Request]) -> list[Completion]:
@@ -158,7 +169,6 @@ class LLM:
         else:
             answered = await self._complete_batch(requests)
         self.stats.seconds += time.perf_counter() - started
-        self._reserved_cost = 0.0
         final = [completion for _, completion in answered]
         for request, (key, completion) in zip(requests, answered):
             self._account(request, key, completion)
@@ -169,18 +179,27 @@ class LLM:
                 f"{self.config.max_attempts} attempts each; last error: {last.error}: {last.error_detail}")
         return final
 
-    def _lookup(self, request: Request) -> tuple[str, Completion | None]:
-        """The cache key of ``request`` and its cached or budget-denied answer, or None when it is to
-        be sent. Called in request order, so the budget admits the same requests on every run."""
+    def _lookup(self, request: Request) -> tuple[str, Completion | None, str]:
+        """The cache key of ``request``, its cached or budget-denied answer (None: it is to be sent)
+        and its ledger ticket. Called in request order, so the budget admits the same requests on
+        every run."""
         key = request.cache_key(self.backend.name, self.backend.model)
         hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:
-            return key, hit
+            return key, hit, ""
         if not self._allowed(request):
             self.exhausted = True
-            return key, Completion.failure(BUDGET, attempts=0)
+            return key, Completion.failure(BUDGET, attempts=0), ""
         self.stats.sent += 1
-        return key, None
+        return key, None, self.spend.reserve(self._worst_case_cost(request))
+
+    def _arrived(self, request: Request, key: str, ticket: str, completion: Completion) -> None:
+        """An answer (or a final failure) is here: log and pay it before caching it, so that no
+        answer is ever in the cache without its line in requests.jsonl and the ledger."""
+        if ticket:
+            self.spend.settle(ticket, self._cost(completion.usage.prompt_tokens, completion.usage.completion_tokens))
+        self._log(request, key, completion)
+        self._store(key, completion)
 
     async def _complete_each(self, requests: list[Request],
                              complete_one: Callable[[Request], Awaitable[Completion]]) -> list[tuple[str, Completion]]:
@@ -188,10 +207,12 @@ class LLM:
         await run in request order) and cached the moment it arrives: a crash in the middle of a long
         batch never pays again for the answers that came before it."""
         async def one(request: Request) -> tuple[str, Completion]:
-            key, answer = self._lookup(request)
+            key, answer, ticket = self._lookup(request)
             if answer is None:
                 answer = await complete_one(request)
-                self._store(key, answer)
+                self._arrived(request, key, ticket, answer)
+            elif answer.error != BUDGET:
+                self._log(request, key, answer)
             return key, answer
 
         return list(await asyncio.gather(*(one(r) for r in requests)))
@@ -199,13 +220,16 @@ class LLM:
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
         """The local backend generates a whole batch at once; its answers are cached when it ends."""
         looked_up = [self._lookup(request) for request in requests]
-        to_send = [i for i, (_, answer) in enumerate(looked_up) if answer is None]
+        to_send = [i for i, (_, answer, _) in enumerate(looked_up) if answer is None]
         if to_send:
             fresh = await self.backend.complete([requests[i] for i in to_send])
             for i, completion in zip(to_send, fresh):
-                self._store(looked_up[i][0], completion)
-                looked_up[i] = (looked_up[i][0], completion)
-        return [(key, answer) for key, answer in looked_up if answer is not None]
+                self._arrived(requests[i], looked_up[i][0], looked_up[i][2], completion)
+                looked_up[i] = (looked_up[i][0], completion, "")
+        for request, (key, answer, _) in zip(requests, looked_up):
+            if answer is not None and answer.cached:
+                self._log(request, key, answer)
+        return [(key, answer) for key, answer, _ in looked_up if answer is not None]
 
     def _store(self, key: str, completion: Completion) -> None:
         if completion.ok and self.cache is not None:
@@ -230,6 +254,15 @@ class LLM:
             stats.completion_tokens += completion.usage.completion_tokens
             stats.cost_usd += self._cost(completion.usage.prompt_tokens, completion.usage.completion_tokens)
         stats.truncated += completion.truncated
+        if self.rundir is not None and not completion.ok:
+            self.rundir.journal("failures.jsonl").append({
+                "key": key[:16], "tag": request.tag, "error": completion.error,
+                "detail": completion.error_detail, "attempts": completion.attempts,
+                "messages": request.message_dicts(),
+            })
+
+    def _log(self, request: Request, key: str, completion: Completion) -> None:
+        """One line of requests.jsonl (never rolled back), written the moment the answer is known."""
         if self.rundir is None:
             return
         outcome = "cached" if completion.cached else ("ok" if completion.ok else f"error:{completion.error}")
@@ -239,12 +272,6 @@ class LLM:
             "latency_s": round(completion.latency_s, 4), "usage": asdict(completion.usage),
             "request_id": completion.request_id,
         })
-        if not completion.ok:
-            self.rundir.journal("failures.jsonl").append({
-                "key": key[:16], "tag": request.tag, "error": completion.error,
-                "detail": completion.error_detail, "attempts": completion.attempts,
-                "messages": request.message_dicts(),
-            })
 
     def complete_sync(self, requests: list[Request]) -> list[Completion]:
         return asyncio.run(self._complete_and_close(requests))
@@ -267,7 +294,8 @@ def _openai_backend(config: LLMConfig) -> Backend:
 
     return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
                          concurrency=config.concurrency, timeout=config.timeout,
-                         retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base))
+                         retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base),
+                         max_reply_bytes=config.max_reply_bytes)
 
 
 def _local_backend(config: LLMConfig) -> Backend:

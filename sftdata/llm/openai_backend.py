@@ -19,6 +19,7 @@ import openai
 
 from ..core.errors import redact
 from .base import Completion, Request, Usage
+from .endpoint import check_base_url
 
 
 @dataclass
@@ -41,6 +42,15 @@ _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 class MalformedReply(Exception):
     """The endpoint answered 200 with something that is not a usable chat completion."""
+
+
+class ReplyTooLarge(MalformedReply):
+    """The reply body is longer than ``--max-reply-bytes``: the attempt fails without reading it all."""
+
+
+class AttemptTimeout(Exception):
+    """No complete reply within ``--timeout`` seconds of the attempt's start (headers and body
+    together: a server trickling its body byte by byte is cut off too)."""
 
 
 def _retry_after(exc: Exception) -> float | None:
@@ -70,7 +80,7 @@ def _describe(exc: BaseException) -> str:
 
 
 def _is_retryable(exc: Exception) -> bool:
-    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply)):
+    if isinstance(exc, (openai.APIConnectionError, openai.APITimeoutError, MalformedReply, AttemptTimeout)):
         return True
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
@@ -110,9 +120,12 @@ class OpenAIBackend:
     name = "openai"
 
     def __init__(self, base_urls: list[str], model: str, api_key: str | None, concurrency: int = 16,
-                 timeout: float = 120.0, retry: RetryPolicy | None = None, seed: int = 0) -> None:
+                 timeout: float = 120.0, retry: RetryPolicy | None = None, seed: int = 0,
+                 max_reply_bytes: int = 4 * 1024 * 1024) -> None:
         self.model = model
         self.retry = retry or RetryPolicy()
+        self.timeout = timeout
+        self.max_reply_bytes = max_reply_bytes
         self._semaphore = asyncio.Semaphore(concurrency)
         self._rng = random.Random(seed)
         http_timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
@@ -124,10 +137,17 @@ class OpenAIBackend:
         # every option given explicitly: the SDK deep-copies the default of each one left out
         self._post_options: openai.RequestOptions = {"headers": {}, "params": {}, "max_retries": 0,
                                                     "timeout": http_timeout}
-        # "EMPTY" is what local servers (vLLM, Ollama) accept; the SDK refuses a missing key
-        self._clients = [openai.AsyncOpenAI(base_url=url, api_key=api_key or "EMPTY", max_retries=0,
-                                            http_client=self._http) for url in base_urls]
+        self._clients = [self._client(check_base_url(url), api_key) for url in base_urls]
         self._next_replica = itertools.count()
+
+    def _client(self, endpoint, api_key: str | None) -> openai.AsyncOpenAI:  # noqa: ANN001 - an Endpoint
+        # user:password@ in the URL is HTTP Basic authorization (it replaces the bearer key); the
+        # query string (?key=..., ?api-version=...) goes with every request
+        headers = {"Authorization": endpoint.basic_auth} if endpoint.basic_auth else None
+        # "EMPTY" is what local servers (vLLM, Ollama) accept; the SDK refuses a missing key
+        return openai.AsyncOpenAI(base_url=endpoint.url, api_key=api_key or "EMPTY", max_retries=0,
+                                  http_client=self._http, default_headers=headers,
+                                  default_query=endpoint.query or None)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return list(await asyncio.gather(*(self.complete_one(r) for r in requests)))
@@ -140,7 +160,7 @@ class OpenAIBackend:
             for attempt in range(1, self.retry.max_attempts + 1):
                 index = (replica + attempt - 1) % len(self._clients)  # a retry moves to the next replica
                 try:
-                    completion = await self._send(self._clients[index], request)
+                    completion = await self._send_within_timeout(self._clients[index], request)
                     completion.attempts = attempt
                     completion.latency_s = time.perf_counter() - started
                     return completion
@@ -152,6 +172,15 @@ class OpenAIBackend:
             assert last_exc is not None
             return Completion.failure(type(last_exc).__name__, redact(_describe(last_exc)), model=self.model,
                                       attempts=attempt, latency_s=time.perf_counter() - started)
+
+    async def _send_within_timeout(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+        # the HTTP timeouts bound each read, not the whole reply: a body trickling one byte a
+        # second never trips them. The deadline covers the whole attempt.
+        try:
+            async with asyncio.timeout(self.timeout):
+                return await self._send(client, request)
+        except TimeoutError:
+            raise AttemptTimeout(f"no complete reply within --timeout {self.timeout:g} s") from None
 
     async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
         body: dict = {
@@ -165,9 +194,32 @@ class OpenAIBackend:
         # `post` is the SDK's documented raw call: the SDK's auth, headers and errors without the
         # TypedDict transform of `chat.completions.create`; `cast_to=bytes` also skips its pydantic model
         # of the reply. Together these cost more CPU than the HTTP exchange (bench/client_overhead.py).
-        body_bytes = await client.post("/chat/completions", content=json.dumps(body).encode(), cast_to=bytes,
-                                       options=self._post_options)
+        # stream=True: the body is read here, chunk by chunk, and never past --max-reply-bytes
+        response = await client.post("/chat/completions", content=json.dumps(body).encode(),
+                                     cast_to=httpx2.Response, stream=True, options=self._post_options)
+        try:
+            body_bytes = await self._read_capped(response)
+        except (MalformedReply, asyncio.CancelledError):
+            raise
+        except Exception as exc:  # noqa: BLE001 - the connection broke mid-body (reset, short read)
+            raise openai.APIConnectionError(message=f"connection broken while reading the reply: {exc}",
+                                            request=response.request) from exc
+        finally:
+            await response.aclose()
         return _parse_completion(body_bytes, self.model)
+
+    async def _read_capped(self, response: httpx2.Response) -> bytes:
+        cap = self.max_reply_bytes
+        declared = response.headers.get("content-length", "")
+        if declared.isdigit() and int(declared) > cap:
+            raise ReplyTooLarge(f"reply body of {int(declared)} bytes is over --max-reply-bytes {cap}")
+        chunks, size = [], 0
+        async for chunk in response.aiter_bytes():
+            size += len(chunk)
+            if size > cap:
+                raise ReplyTooLarge(f"reply body over --max-reply-bytes {cap} (read {size} bytes, stopped)")
+            chunks.append(chunk)
+        return b"".join(chunks)
 
     async def aclose(self) -> None:
         await self._http.aclose()
