@@ -95,23 +95,29 @@ def append_feedback(path: str | os.PathLike[str], row: dict[str, Any]) -> dict[s
     return row
 
 
+def apply(labels: dict[str, HumanLabel], row: dict[str, Any]) -> None:
+    """Fold one action into ``labels`` (in place): later actions win, undo clears the record."""
+    action = row["action"]
+    if action == "undo":
+        labels.pop(row["id"], None)
+        return
+    label = labels.setdefault(row["id"], HumanLabel())
+    if action in ("keep", "reject"):
+        label.keep = action == "keep"
+    elif action == "score":
+        label.score = row["score"]
+    elif action == "edit":
+        label.output = row["output"]
+    elif action == "choose":
+        label.choice = row["choice"]
+
+
 def fold(rows: list[dict[str, Any]]) -> dict[str, HumanLabel]:
     """``{record id: HumanLabel}`` from actions in order (later ones win; undo clears)."""
     labels: dict[str, HumanLabel] = {}
     for row in rows:
-        label = labels.setdefault(row["id"], HumanLabel())
-        action = row["action"]
-        if action in ("keep", "reject"):
-            label.keep = action == "keep"
-        elif action == "score":
-            label.score = row["score"]
-        elif action == "edit":
-            label.output = row["output"]
-        elif action == "choose":
-            label.choice = row["choice"]
-        elif action == "undo":
-            labels[row["id"]] = HumanLabel()
-    return {key: label for key, label in labels.items() if label.reviewed}
+        apply(labels, row)
+    return labels
 
 
 def human_labels(path: str | os.PathLike[str]) -> dict[str, HumanLabel]:

@@ -51,7 +51,7 @@ def cn_number(text: str) -> float | None:
     if "十" not in text:
         return float(CN_DIGITS[text]) if len(text) == 1 else None
     tens, _, ones = text.partition("十")
-    if len(tens) > 1 or len(ones) > 1:
+    if len(tens) > 1 or len(ones) > 1 or "十" in tens + ones:
         return None
     return float((CN_DIGITS[tens] if tens else 1) * 10 + (CN_DIGITS[ones] if ones else 0))
 
