@@ -153,7 +153,7 @@ def make_app(path: str | os.PathLike[str], feedback: str | os.PathLike[str] | No
     ``feedback.jsonl`` beside ``path``). ``hosts``: the Host header values accepted."""
     path = Path(path)
     state = ReviewState(path, Path(feedback) if feedback else path.parent / "feedback.jsonl", reviewer)
-    routes = [Route("/", _index), Route("/api/state", _state), Route("/api/action", _action, methods=["POST"]),
+    routes = [Route("/", _index), Route("/favicon.ico", lambda request: Response(status_code=204)), Route("/api/state", _state), Route("/api/action", _action, methods=["POST"]),
               Mount("/static", app=StaticFiles(directory=STATIC), name="static")]
     app = Starlette(routes=routes, middleware=[Middleware(Guard, hosts=hosts or set(), token=token)])
     app.state.review = state
