@@ -34,8 +34,9 @@ class JudgeConfig:
                                                 "holds no verdict (then the raw text is recorded, no score).")
     seed: int = setting(0, help="Request seed.")
     limit: int | None = setting(None, help="Judge only the first N records.")
-    gold: str | None = setting(None, help="Human-labelled records (labels in meta.human, or a feedback.jsonl "
-                                          "beside INPUTS): judge them and print agreement (calibration.json).",
+    gold: str | None = setting(None, help="Human-labelled records (labels in meta.human, or in a feedback.jsonl "
+                                          "beside FILE from `sftdata review`): judge them and print agreement "
+                                          "(calibration.json).",
                                metavar="FILE")
 
     def validate(self) -> None:

@@ -221,3 +221,18 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
     assert code == 2 and "bad.jsonl:2" in err
     assert re.search(r"judge_files|Traceback", err) is None
     assert judge_files  # the library entry point the CLI uses
+
+
+def test_gold_labels_from_the_review_pages_feedback(judge_server, tmp_path):
+    from sftdata.judge import append_feedback
+
+    gold = tmp_path / "reviewed.jsonl"
+    rows = [Record("Name a colour.", output="GOOD: blue."), Record("Name a fruit.", output="BAD: a chair."),
+            Record("Name a tree.", output="GOOD: oak.")]
+    gold.write_text("".join(r.to_json() + "\n" for r in rows), encoding="utf-8")
+    for record, action in zip(rows, ("keep", "reject", "reject")):
+        append_feedback(tmp_path / "feedback.jsonl", {"id": record.id, "index": 0, "action": action})
+    summary = judge_records([], JudgeConfig(rubric="score", gold=str(gold)), llm(judge_server), tmp_path / "j",
+                            progress=False)
+    keep = summary["calibration"]["criteria"]["keep"]
+    assert keep["n"] == 3 and keep["accuracy"] == pytest.approx(0.667, abs=1e-3)
