@@ -62,10 +62,8 @@ def judge_llm_config(config: JudgeConfig, generic, api_key: str | None = None):
     key = api_key or os.environ.get(ENV_API_KEY) or None
     resolved = replace(generic)
     if urls:
-        if key is None and urls != list(generic.base_urls):
-            key = None
-        elif key is None:
-            key = generic.api_key
+        if key is None and urls == list(generic.base_urls):
+            key = generic.api_key  # same endpoint: its key; another host never gets it
         resolved = replace(resolved, base_urls=urls, api_key=key, model=model or generic.model)
     elif key is not None:
         resolved = replace(resolved, api_key=key)
