@@ -17,6 +17,7 @@ GOLD = ROOT / "tests" / "data" / "judge" / "gold.jsonl"
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(1800)  # 27 short generations; on a shared, overloaded 2-core VM this took > 15 min
 def test_run_with_embedded_judge(tmp_path: Path) -> None:
     records = tmp_path / "records.jsonl"
     rows = [{"instruction": "Name the capital of Italy.", "output": "Rome."},
@@ -25,7 +26,7 @@ def test_run_with_embedded_judge(tmp_path: Path) -> None:
     records.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
     config = {"name": "judge-e2e", "seeds": str(records),
               "generate": {"enabled": False}, "filter": {"enabled": False}, "augment": {"enabled": False},
-              "judge": {"rubric": "score", "max_tokens": 32, "retry_unparsable": False, "gold": str(GOLD)},
+              "judge": {"rubric": "score", "max_tokens": 24, "retry_unparsable": False, "gold": str(GOLD)},
               "export": {"formats": ["alpaca"], "split": [1.0, 0.0, 0.0]},
               "finetune": {"enabled": False}, "eval": {"enabled": False}, "report": {}}
     path = tmp_path / "run.yaml"
