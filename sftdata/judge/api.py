@@ -23,8 +23,9 @@ from . import rubrics
 from .config import JudgeConfig
 from .judgement import Candidates, Judgement, Pair, PairVerdict
 
-WEAK_JUDGE = ("the embedded SmolLM2-135M-Instruct is a weak judge: its verdicts are close to chance (see "
-              "calibration.json); set --judge-model / --judge-base-url to a strong model for real use")
+WEAK_JUDGE = ("the embedded SmolLM2-135M-Instruct is a weak judge: it rarely answers in the rubric's format and "
+              "its verdicts are no better than chance (see calibration.json); set --judge-model / "
+              "--judge-base-url to a strong model for real use")
 
 
 @dataclass(frozen=True)
