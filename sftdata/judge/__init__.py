@@ -85,7 +85,15 @@ def _run(ctx, config):
     return run_in_pipeline(ctx, config)
 
 
+def _estimate(config: JudgeConfig, lang: str, records: int) -> tuple[int, int, int, int]:
+    from .estimate import estimate_judge
+
+    guess = estimate_judge(records or 200, 600, config, lang)
+    return guess["requests"], guess["prompt_tokens"], guess["completion_tokens"], records
+
+
 SPEC = StageSpec(name="judge", config=JudgeConfig, run=_run, uses_llm=True, enabled_by_default=False,
+                 estimate=_estimate,
                  help="LLM judge: score each record by a rubric (self-instruct, score, pairwise) into meta.judge",
                  summary_keys=("records", "judged", "unparsable", "mean_score", "seconds"))
 
