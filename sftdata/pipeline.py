@@ -109,6 +109,8 @@ def _with_environment(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_stage(spec: StageSpec, data: Any, seed: int, lang: str | None) -> Any:
+    if data is None and not spec.enabled_by_default:  # e.g. judge: on only when the config names it
+        return None
     name = spec.name
     if data is None:
         data = {}
@@ -156,7 +158,7 @@ def list_keys() -> list[tuple[str, str, str]]:
     rows = [(key, default, text) for key, (default, text) in GLOBAL_KEYS.items()]
     rows += settings.describe(LLMConfig, "llm")
     for spec in registry.specs():
-        rows.append((f"{spec.name}.enabled", "true", f"Run the {spec.name} stage ({spec.help})."))
+        rows.append((f"{spec.name}.enabled", str(spec.enabled_by_default).lower(), f"Run the {spec.name} stage ({spec.help})."))
         rows += settings.describe(spec.config, spec.name)
     return rows
 

@@ -20,14 +20,15 @@ from ..core.errors import BudgetExhausted, EnvironmentProblem, SftdataError, red
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
-                   "report", "run", "init"]
+                   "report", "run", "init", "judge", "select", "review"]
 
 
 def _help() -> str:
     """The group's help, its stage list from the registry (so a new stage shows up by itself)."""
     from ..registry import specs
 
-    other = [("run", "the whole pipeline from one YAML/TOML config (`sftdata run --list-keys`: every key)"),
+    other = [("review", "a local page where people keep / reject / score / edit records (feedback.jsonl)"),
+             ("run", "the whole pipeline from one YAML/TOML config (`sftdata run --list-keys`: every key)"),
              ("init", "scaffold a project: config, seed tasks to edit, next steps"),
              ("llm", "talk to the configured model (chat) and measure its throughput (bench)")]
     rows = [(s.name, s.help) for s in specs()] + other

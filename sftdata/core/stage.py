@@ -74,6 +74,7 @@ class StageSpec:
     # what a fresh run asks of the LLM, for `sftdata run --dry-run`
     estimate: Callable[[Any, str, int], tuple[int, int, int, int]] | None = None
     summary_keys: tuple[str, ...] = field(default=SUMMARY_KEYS)
+    enabled_by_default: bool = True  # False: `sftdata run` runs it only when the config names its section
 
 
 def kept(paths: list[Path], stage: str) -> list[Path]:
