@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from openai_server import Reply
 from sftdata.core.errors import EndpointUnavailable
 from sftdata.core.rundir import RunDir
 from sftdata.llm.base import Request
-from sftdata.llm.client import BUDGET, LLMConfig, make_llm
+from sftdata.llm.client import BUDGET, LLM, LLMConfig, make_llm
+from sftdata.llm.openai_backend import OpenAIBackend, RetryPolicy
 
 KEY = "sk-test-SECRET-abcdef123456"
 
@@ -69,6 +71,25 @@ def test_retry_after_is_honored(make_server, tmp_path: Path) -> None:
     out = run(llm, requests(1))
     assert out[0].ok
     assert time.perf_counter() - started >= 0.95
+
+
+def test_retry_after_of_an_hour_is_capped(make_server, tmp_path: Path) -> None:
+    """A server (or a proxy in front of it) asking for an hour must not stall the run for an hour."""
+    srv = make_server(reply=lambda body, n: "ok")
+    srv.inject("429", retry_after=3600.0)
+    cfg = config(srv.url)
+    backend = OpenAIBackend(cfg.base_urls, cfg.model or "", cfg.api_key,
+                            retry=RetryPolicy(base_delay=0.001, max_retry_after=0.3))
+    started = time.perf_counter()
+    out = run(LLM(cfg, backend, RunDir(tmp_path)), requests(1))
+    assert out[0].ok and out[0].attempts == 2 and srv.count == 2
+    assert 0.25 <= time.perf_counter() - started < 10
+
+
+def test_default_retry_policy_waits_at_most_two_minutes_whatever_the_server_asks() -> None:
+    policy, rng = RetryPolicy(), random.Random(0)
+    assert policy.delay(1, 3600.0, rng) == 120.0 and policy.delay(1, 1e12, rng) == 120.0
+    assert policy.delay(1, 2.5, rng) == 2.5 and policy.delay(3, -5.0, rng) == 0.0
 
 
 def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path: Path) -> None:
