@@ -25,17 +25,21 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sftdata run examples/demo.yaml
 
-# The report's browser test needs Debian's chromium; Chinese figure labels want a CJK font.
+# The report's browser test needs Debian's chromium; Chinese figure labels want a CJK font. A failed
+# install stops here: `make test` requires both (SFTDATA_REQUIRE_SYSTEM_DEPS=1 makes their tests fail,
+# not skip, when either is missing).
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e $(CJK_FONT) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null \
-	  || echo "warning: could not install chromium / fonts-wqy-microhei (the browser test will say so)"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null; \
 	fi
+	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium is not installed (apt-get install chromium)"; exit 1; }
+	@[ -e $(CJK_FONT) ] || { echo "error: $(CJK_FONT) is missing (apt-get install fonts-wqy-microhei)"; exit 1; }
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	SFTDATA_REQUIRE_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
