@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install system-deps demo test test-fast bench lint clean
+.PHONY: install system-deps demo test test-fast bench mutants lint clean
 
 install: $(STAMP)
 
@@ -46,6 +46,11 @@ test-fast: install
 
 bench: install
 	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+# curated mutations of filters, export splits, the LLM client and cache key, finetune masking: each must
+# be caught by its focused tests (tools/mutants.py; fails under 90% killed, lists the survivors)
+mutants: install
+	$(BIN)/python tools/mutants.py
 
 lint: install
 	$(BIN)/ruff check sftdata tests bench
