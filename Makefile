@@ -44,8 +44,14 @@ test: install system-deps
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# every bench appends its ratio lines to $(BENCH_SUMMARY); the run ends with one table of them all
+BENCH_SUMMARY := bench-summary.jsonl
+BENCHES := bench/client_overhead.py bench/dedup.py bench/finetune.py bench/local_generate.py
 bench: install
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/pip install -q -e '.[bench]'
+	rm -f $(BENCH_SUMMARY)
+	for b in $(BENCHES); do echo "== $$b"; SFTDATA_BENCH_SUMMARY=$(BENCH_SUMMARY) $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/summary.py $(BENCH_SUMMARY)
 
 # curated mutations of filters, export splits, the LLM client and cache key, finetune masking: each must
 # be caught by its focused tests (tools/mutants.py; fails under 90% killed, lists the survivors)

@@ -37,7 +37,8 @@ class Mutation:
     tests: tuple[str, ...]  # pytest arguments: files, node ids, -k expressions
 
 
-TOKENIZE = ("tests/unit/test_tokenize.py",)
+# the tokenizer file's long hypothesis comparisons with rouge-score are left out: minutes on a shared machine
+TOKENIZE = ("tests/unit/test_tokenize.py", "-k", "han or detectors or known or stemming or cjk or get_tokenizer")
 ROUGE = ("tests/unit/test_rouge.py",)
 RULES = ("tests/unit/test_rules.py",)
 SPLITS = ("tests/unit/test_export.py", "-k", "split or stratum or process or seed or ratio or grouping")
