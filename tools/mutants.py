@@ -16,11 +16,13 @@ from __future__ import annotations
 
 import argparse
 import os
+import queue
 import shutil
 import subprocess
 import sys
 import tempfile
 import time
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-baseline", action="store_true", help="skip checking the tests pass unmutated")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per test run")
     parser.add_argument("--min-killed", type=float, default=0.9)
+    parser.add_argument("-j", "--jobs", type=int, default=1, help="mutations tested at once")
     args = parser.parse_args(argv)
     chosen = [m for m in MUTATIONS if args.k in m.name]
     if args.list:
@@ -167,20 +170,24 @@ def main(argv: list[str] | None = None) -> int:
     stale = [m for m in chosen if (ROOT / m.path).read_text(encoding="utf-8").count(m.old) != 1]
     for m in stale:
         print(f"STALE  {m.name}: its text occurs {(ROOT / m.path).read_text().count(m.old)} times in {m.path}")
+    live = [m for m in chosen if m not in stale]
     with tempfile.TemporaryDirectory(prefix="sftdata-mutants-") as tmp:
-        tree = Path(tmp)
-        copy_tree(tree)
+        trees = queue.SimpleQueue()  # one scratch copy per worker: a mutation never sees another's edit
+        for worker in range(max(1, args.jobs)):
+            copy_tree(Path(tmp) / str(worker))
+            trees.put(Path(tmp) / str(worker))
         if not args.no_baseline:
-            for tests in dict.fromkeys(m.tests for m in chosen if m not in stale):
+            tree = trees.get()
+            for tests in dict.fromkeys(m.tests for m in live):
                 passed, seconds = run_tests(tree, tests, args.timeout)
                 if not passed:
                     print(f"baseline FAILED (unmutated): pytest {' '.join(tests)}; fix the tests first")
                     return 2
                 print(f"baseline ok ({seconds:5.1f}s): {' '.join(tests)}", flush=True)
-        killed, survived = [], []
-        for m in chosen:
-            if m in stale:
-                continue
+            trees.put(tree)
+
+        def attempt(m: Mutation) -> tuple[Mutation, bool]:
+            tree = trees.get()
             target = tree / m.path
             original = target.read_text(encoding="utf-8")
             target.write_text(original.replace(m.old, m.new), encoding="utf-8")
@@ -188,8 +195,14 @@ def main(argv: list[str] | None = None) -> int:
                 passed, seconds = run_tests(tree, m.tests, args.timeout)
             finally:
                 target.write_text(original, encoding="utf-8")
-            (survived if passed else killed).append(m)
+                trees.put(tree)
             print(f"{'SURVIVED' if passed else 'killed  '}  {seconds:6.1f}s  {m.name}", flush=True)
+            return m, passed
+
+        with ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
+            outcomes = list(pool.map(attempt, live))
+        killed = [m for m, passed in outcomes if not passed]
+        survived = [m for m, passed in outcomes if passed]
     total = len(killed) + len(survived)
     share = len(killed) / total if total else 0.0
     print(f"\nmutants: {len(killed)}/{total} killed ({share:.0%}), {len(survived)} survived, {len(stale)} stale")
