@@ -161,6 +161,18 @@ def test_every_stratum_is_within_one_group_of_the_ratios(n_tasks, per_task, rati
                 assert abs(counts[split] - ratio * len(members)) <= per_task, (seed, stratum, split, counts)
 
 
+def test_a_group_split_between_strata_lands_the_same_whatever_the_input_order():
+    """A group whose records vote for two strata equally (one labelled classification, one not) must
+    get the same stratum, and so the same split, when the input comes in another order."""
+    records = []
+    for rec in make_records(61, 1):  # 61: stratum sizes that the ratios' period (10 groups) does not divide
+        records += [rec, Record(rec.instruction, "other input", "other output", lang=rec.lang,
+                                is_classification=not rec.is_classification)]
+    for seed in range(6):
+        names = assign_splits(records, (0.7, 0.2, 0.1), seed)
+        assert assign_splits(list(reversed(records)), (0.7, 0.2, 0.1), seed) == list(reversed(names))
+
+
 @pytest.mark.parametrize("hash_seeds", [("1", "2"), ("0", "4242")])
 def test_splits_are_the_same_in_every_process(hash_seeds):
     """Python salts str hashes per process: an order taken from hash() would move records between
