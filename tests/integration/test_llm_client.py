@@ -106,6 +106,13 @@ def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path
     assert len(failures) == 1 and failures[0]["error"] == "InternalServerError"
     assert llm.stats.sent == llm.stats.succeeded + llm.stats.failed == 2
 
+    # the next run (a resume) sends the failed request again and takes the good one from the cache
+    before = srv.count
+    again = make_llm(config(srv.url, max_attempts=3, concurrency=1), rundir)
+    out = run(again, requests(2))
+    assert out[0].ok and not out[0].cached and out[1].cached
+    assert srv.count - before == 1 and again.stats.sent == 1 and again.stats.cached == 1
+
 
 def test_endpoint_down_raises_endpoint_unavailable(tmp_path: Path) -> None:
     llm = make_llm(config("http://127.0.0.1:9/v1", max_attempts=2, fail_after=3), RunDir(tmp_path))
