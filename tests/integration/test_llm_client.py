@@ -114,6 +114,26 @@ def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path
     assert srv.count - before == 1 and again.stats.sent == 1 and again.stats.cached == 1
 
 
+def test_a_success_resets_the_failure_streak(make_server, tmp_path: Path) -> None:
+    """fail_after counts failures in a row: two, a success, two more is a flaky endpoint, not a dead one."""
+    srv = make_server(reply=lambda body, n: "ok")
+    llm = make_llm(config(srv.url, max_attempts=1, fail_after=3, concurrency=1, cache=False), RunDir(tmp_path))
+
+    async def batches():
+        try:
+            srv.inject("500", count=2)
+            first = await llm.complete(requests(3, "first"))
+            srv.inject("500", count=2)
+            second = await llm.complete(requests(2, "second"))
+            return first, second
+        finally:
+            await llm.aclose()
+
+    first, second = asyncio.run(batches())
+    assert [c.ok for c in first] == [False, False, True] and [c.ok for c in second] == [False, False]
+    assert llm.stats.failed == 4 and llm.stats.succeeded == 1
+
+
 def test_endpoint_down_raises_endpoint_unavailable(tmp_path: Path) -> None:
     llm = make_llm(config("http://127.0.0.1:9/v1", max_attempts=2, fail_after=3), RunDir(tmp_path))
     with pytest.raises(EndpointUnavailable) as info:
