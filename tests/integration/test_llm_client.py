@@ -134,6 +134,17 @@ def test_a_success_resets_the_failure_streak(make_server, tmp_path: Path) -> Non
     assert llm.stats.failed == 4 and llm.stats.succeeded == 1
 
 
+def test_a_retry_goes_to_the_next_replica(make_server, tmp_path: Path) -> None:
+    """A replica that just failed is not asked again first: the retry moves on to the next one."""
+    first = make_server(reply=lambda body, n: "from the first")
+    second = make_server(reply=lambda body, n: "from the second")
+    first.inject("500", count=1)
+    llm = make_llm(config(first.url, second.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].attempts == 2 and out[0].text == "from the second"
+    assert first.count == 1 and second.count == 1
+
+
 def test_endpoint_down_raises_endpoint_unavailable(tmp_path: Path) -> None:
     llm = make_llm(config("http://127.0.0.1:9/v1", max_attempts=2, fail_after=3), RunDir(tmp_path))
     with pytest.raises(EndpointUnavailable) as info:
