@@ -6,7 +6,7 @@ tree, runs the focused tests that guard that code, and counts the mutation kille
 Survivors are listed: each one is a bug the suite would let through.
 
     python tools/mutants.py            # all mutations (make mutants)
-    python tools/mutants.py -k export  # those whose name contains "export"
+    python tools/mutants.py -k export -k cache_key  # those whose name contains "export" or "cache_key"
     python tools/mutants.py --list
 
 Exit status 1 when fewer than --min-killed (0.9) of the mutations run are killed, or a mutation is stale.
@@ -154,14 +154,15 @@ def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool,
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("-k", default="", help="only mutations whose name contains this")
+    parser.add_argument("-k", action="append", default=[], help="only mutations whose name contains this "
+                                                               "(repeatable: any of them)")
     parser.add_argument("--list", action="store_true")
     parser.add_argument("--no-baseline", action="store_true", help="skip checking the tests pass unmutated")
     parser.add_argument("--timeout", type=float, default=600.0, help="seconds per test run")
     parser.add_argument("--min-killed", type=float, default=0.9)
     parser.add_argument("-j", "--jobs", type=int, default=1, help="mutations tested at once")
     args = parser.parse_args(argv)
-    chosen = [m for m in MUTATIONS if args.k in m.name]
+    chosen = [m for m in MUTATIONS if not args.k or any(k in m.name for k in args.k)]
     if args.list:
         for m in chosen:
             print(f"{m.name}  [{m.path}]")
