@@ -8,7 +8,7 @@ export TRANSFORMERS_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install system-deps demo test test-fast bench lint clean
+.PHONY: install system-deps demo test test-fast bench mutants lint clean
 
 install: $(STAMP)
 
@@ -25,24 +25,39 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sftdata run examples/demo.yaml
 
-# The report's and the review page's browser tests need Debian's chromium (and its chromedriver);
-# Chinese figure labels want a CJK font.
+# The report's and the review page's browser tests need Debian's chromium and chromedriver; Chinese
+# figure labels want a CJK font. A failed install stops here: `make test` requires them
+# (SFTDATA_REQUIRE_SYSTEM_DEPS=1 makes their tests fail, not skip, when one is missing).
+CJK_FONT := /usr/share/fonts/truetype/wqy/wqy-microhei.ttc
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/bin/chromedriver ] || [ ! -e $(CJK_FONT) ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null \
-	  || echo "warning: could not install chromium / chromium-driver / fonts-wqy-microhei (the browser test will say so)"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null; \
 	fi
+	@command -v chromium >/dev/null 2>&1 || { echo "error: chromium is not installed (apt-get install chromium)"; exit 1; }
+	@[ -e $(CJK_FONT) ] || { echo "error: $(CJK_FONT) is missing (apt-get install fonts-wqy-microhei)"; exit 1; }
+	@[ -e /usr/bin/chromedriver ] || { echo "error: chromedriver is missing (apt-get install chromium-driver)"; exit 1; }
 
 test: install system-deps
-	$(BIN)/python -m pytest -q -p no:cacheprovider tests
+	SFTDATA_REQUIRE_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests
 
+# every bench appends its ratio lines to $(BENCH_SUMMARY); the run ends with one table of them all
+BENCH_SUMMARY := bench-summary.jsonl
+BENCHES := bench/client_overhead.py bench/dedup.py bench/finetune.py bench/local_generate.py
 bench: install
-	for b in bench/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+	$(BIN)/pip install -q -e '.[bench]'
+	rm -f $(BENCH_SUMMARY)
+	for b in $(BENCHES); do echo "== $$b"; SFTDATA_BENCH_SUMMARY=$(BENCH_SUMMARY) $(BIN)/python $$b || exit 1; done
+	$(BIN)/python bench/summary.py $(BENCH_SUMMARY)
+
+# curated mutations of filters, export splits, the LLM client and cache key, finetune masking: each must
+# be caught by its focused tests (tools/mutants.py; fails under 90% killed, lists the survivors)
+mutants: install
+	$(BIN)/python tools/mutants.py
 
 lint: install
 	$(BIN)/ruff check sftdata tests bench

@@ -32,9 +32,11 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
 import numpy as np  # noqa: E402
 from rouge_score import rouge_scorer  # noqa: E402
+from summary import record  # noqa: E402
 
 from sftdata.filter.rouge import RougeIndex  # noqa: E402
 
@@ -191,6 +193,8 @@ def main() -> int:
     if not math.isnan(at_128k):
         line += f"; index 128k in {at_128k:.1f}s cpu"
     print(line)
+    record("dedup", "Alpaca's rouge-score scan", f"CPU s at N={n_scan}", ratio if identical_all else 0.0, 1000.0,
+           "identical decisions" if identical_all else "DIFFERENT decisions")
     return 0 if identical_all and ratio >= args.min_ratio else 1
 
 

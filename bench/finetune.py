@@ -1,24 +1,32 @@
-"""Fine-tune throughput: sftdata's stage against a plain transformers ``Trainer`` + peft LoRA, in one run.
+"""Fine-tune throughput: sftdata's stage against TRL's SFTTrainer (packing, padding-free) and a plain
+transformers ``Trainer`` + peft LoRA, in one run.
 
-Both sides train the same model with the same LoRA config (all linear layers, r=16, alpha=32,
+All three sides train the same model with the same LoRA config (all linear layers, r=16, alpha=32,
 dropout 0), the same learning rate and schedule, the same precision, for one epoch over the
 same examples: the first ``--examples`` records of ``seeds/en.jsonl`` (real instruction data,
 151 tokens on average with SmolLM2's template), rendered and masked by
-``sftdata.finetune.data`` so both see identical token ids and labels.
+``sftdata.finetune.data`` so every side sees identical token ids and loss masks.
 
-* baseline: ``Trainer`` with every example padded to ``--max-len`` (``padding="max_length"``),
-  ``--rows`` examples per batch, loss over the full vocabulary at every position.
+* precision, like for like: with bf16 every side holds the frozen base in bf16, the LoRA weights
+  in fp32, under autocast (what sftdata does); with fp32 every side is fp32 throughout.
+* timed span, like for like: the training loop only. sftdata reports its loop's seconds; the
+  Trainer sides are timed from ``on_train_begin`` to ``on_train_end`` (a callback), so model
+  loading, tokenization and trainer construction are outside on every side.
+* TRL (the peer): ``SFTTrainer`` on the pre-tokenized examples with a ``completion_mask`` (loss
+  on the reply only), ``packing=True`` (best-fit decreasing into ``--max-len`` sequences) and
+  ``padding_free=True``, ``--rows`` packed sequences per step.
+* Trainer+padding: every example padded to ``--max-len``, ``--rows`` examples per batch.
 * sftdata: ``sftdata.finetune.finetune`` with packing and a token budget of rows x max-len.
 
-Each side runs in its own process, so its peak RSS (``ru_maxrss``; CUDA's allocator peak on a
-GPU) is its own. Tokens are the non-pad tokens of the examples (prompt + reply; the trained
-reply tokens are counted too). The machine may be shared, so the ratio is given both in wall
-seconds and in CPU seconds of each process. Prints one summary line:
+After training each side scores the same examples (mean cross-entropy over the reply tokens, no
+dropout): the loss after the same tokens, showing the speed is not bought with another objective.
+Each side runs in its own process, so its peak RSS (``ru_maxrss``; CUDA's allocator peak on a GPU)
+is its own. Tokens are the non-pad tokens of the examples. Prints one summary line per peer:
 
-    finetune: sftdata X tok/s (peak P MB) vs Trainer+padding Y tok/s (peak Q MB): Zx tokens/s, memory Mx
+    finetune: sftdata X tok/s (peak P MB, loss L) vs TRL SFTTrainer packing Y tok/s (...): Zx tokens/s, memory Mx
 
-Target: >= 2x tokens/s, peak memory no higher. The embedded SmolLM2-135M-Instruct is used when
-available, else (or with ``--tiny``) a small random Llama with the same tokenizer.
+Target: >= 1.3x TRL's tokens/s with peak memory no higher. The embedded SmolLM2-135M-Instruct is
+used when available, else (or with ``--tiny``) a small random Llama with the same tokenizer.
 """
 
 from __future__ import annotations
@@ -35,6 +43,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from summary import record  # noqa: E402
 
 LR = 2e-4
 
@@ -61,10 +72,30 @@ def cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+def reply_loss(model, examples, bf16: bool) -> float:
+    """Mean cross-entropy over the reply tokens of ``examples`` (what every side trains on)."""
+    import torch
+
+    model.eval()
+    total, count = 0.0, 0
+    with torch.no_grad(), torch.autocast("cuda" if torch.cuda.is_available() else "cpu", dtype=torch.bfloat16,
+                                         enabled=bf16):
+        device = next(model.parameters()).device
+        for example in examples:
+            logits = model(input_ids=torch.tensor([example.input_ids], device=device)).logits[0, :-1].float()
+            labels = torch.tensor(example.labels[1:], device=device)
+            mask = labels != -100
+            total += torch.nn.functional.cross_entropy(logits[mask], labels[mask], reduction="sum").item()
+            count += int(mask.sum())
+    return round(total / count, 4)
+
+
 def run_sftdata(args: argparse.Namespace) -> dict:
+    from peft import PeftModel
     from transformers import AutoTokenizer
 
     from sftdata.core.records import write_jsonl
+    from sftdata.finetune.runtime import load_base
     from sftdata.finetune.train import FinetuneConfig, finetune
 
     tokenizer = AutoTokenizer.from_pretrained(args.base_model)  # the stage loads the model itself
@@ -78,42 +109,104 @@ def run_sftdata(args: argparse.Namespace) -> dict:
             max_len=args.max_len, batch_tokens=args.rows * args.max_len, eval_split=0.0, packing=True,
             precision=args.precision, progress=False, seed=0))
         cpu = cpu_seconds() - cpu0
+        peak = peak_mb()  # before the scoring below loads a second copy of the model
+        import torch
+
+        base, _, _ = load_base(args.base_model, dtype=torch.bfloat16 if summary["bf16"] else torch.float32)
+        loss = reply_loss(PeftModel.from_pretrained(base, str(Path(tmp) / "out")), examples, summary["bf16"])
     assert summary["real_tokens"] == sum(len(e) for e in examples)
     return {"seconds": summary["train_seconds"], "cpu_seconds": cpu, "steps": summary["steps"],
             "real_tokens": summary["real_tokens"], "trained_tokens": summary["trained_tokens"],
-            "bf16": summary["bf16"], "peak": peak_mb()}
+            "bf16": summary["bf16"], "peak": peak, "loss": loss}
 
 
-def run_baseline(args: argparse.Namespace) -> dict:
+def lora_model(args: argparse.Namespace):
+    """The base as sftdata holds it (bf16 frozen weights when training in bf16), with the same LoRA."""
     import torch
     from peft import LoraConfig, get_peft_model
-    from transformers import Trainer, TrainingArguments
 
     from sftdata.finetune.runtime import load_base, pick_device, use_bf16
 
     bf16 = use_bf16(args.precision, pick_device(0))
-    model, tokenizer, _ = load_base(args.base_model)  # fp32 weights, as a plain Trainer run has
+    model, tokenizer, _ = load_base(args.base_model, dtype=torch.bfloat16 if bf16 else torch.float32)
+    # peft keeps the adapter weights in fp32 over a bf16 base (autocast_adapter_dtype), as sftdata does
+    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.0,
+                                             target_modules="all-linear"))
+    return model, tokenizer, bf16
+
+
+def training_args(cls, args: argparse.Namespace, out: str, bf16: bool, steps: int, **extra):
+    import torch
+
+    return cls(output_dir=out, per_device_train_batch_size=args.rows, num_train_epochs=1, learning_rate=LR,
+               lr_scheduler_type="cosine", warmup_steps=round(0.05 * steps), max_grad_norm=1.0,
+               weight_decay=0.0, bf16=bf16, use_cpu=not torch.cuda.is_available(), report_to=[],
+               save_strategy="no", logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
+               **extra)
+
+
+def loop_timer():
+    """A callback timing the training loop alone (on_train_begin .. on_train_end), as sftdata does."""
+    from transformers import TrainerCallback
+
+    class LoopTimer(TrainerCallback):
+        seconds = cpu = 0.0
+
+        def on_train_begin(self, *_, **__):
+            self._start, self._cpu = time.perf_counter(), cpu_seconds()
+
+        def on_train_end(self, *_, **__):
+            self.seconds, self.cpu = time.perf_counter() - self._start, cpu_seconds() - self._cpu
+
+    return LoopTimer()
+
+
+def run_baseline(args: argparse.Namespace) -> dict:
+    import torch
+    from transformers import Trainer, TrainingArguments
+
+    model, tokenizer, bf16 = lora_model(args)
     _, examples = examples_for(tokenizer, args.examples, args.max_len)
     pad = tokenizer.pad_token_id
     rows = [{"input_ids": e.input_ids + [pad] * (args.max_len - len(e)),
              "attention_mask": [1] * len(e) + [0] * (args.max_len - len(e)),
              "labels": e.labels + [-100] * (args.max_len - len(e))} for e in examples]
-    model = get_peft_model(model, LoraConfig(task_type="CAUSAL_LM", r=16, lora_alpha=32, lora_dropout=0.0,
-                                             target_modules="all-linear"))
+    timer = loop_timer()
     with tempfile.TemporaryDirectory() as tmp:
-        training = TrainingArguments(
-            output_dir=tmp, per_device_train_batch_size=args.rows, num_train_epochs=1, learning_rate=LR,
-            lr_scheduler_type="cosine", warmup_steps=round(0.05 * -(-len(rows) // args.rows)), max_grad_norm=1.0, weight_decay=0.0,
-            bf16=bf16, use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
-            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0)
-        trainer = Trainer(model=model, args=training, train_dataset=rows,
+        config = training_args(TrainingArguments, args, tmp, bf16, -(-len(rows) // args.rows))
+        trainer = Trainer(model=model, args=config, train_dataset=rows, callbacks=[timer],
                           data_collator=lambda batch: {k: torch.tensor([b[k] for b in batch]) for k in batch[0]})
-        cpu0, start = cpu_seconds(), time.perf_counter()
         result = trainer.train()
-        seconds, cpu = time.perf_counter() - start, cpu_seconds() - cpu0
-    return {"seconds": seconds, "cpu_seconds": cpu, "steps": result.global_step,
+    peak = peak_mb()
+    return {"seconds": timer.seconds, "cpu_seconds": timer.cpu, "steps": result.global_step,
             "real_tokens": sum(len(e) for e in examples), "trained_tokens": sum(e.n_trainable for e in examples),
-            "padded_tokens": len(rows) * args.max_len, "bf16": bf16, "peak": peak_mb()}
+            "padded_tokens": len(rows) * args.max_len, "bf16": bf16, "peak": peak,
+            "loss": reply_loss(model, examples, bf16)}
+
+
+def run_trl(args: argparse.Namespace) -> dict:
+    from datasets import Dataset
+    from trl import SFTConfig, SFTTrainer
+
+    model, tokenizer, bf16 = lora_model(args)
+    _, examples = examples_for(tokenizer, args.examples, args.max_len)
+    # pre-tokenized: TRL skips its own rendering; completion_mask puts the loss on the reply tokens only
+    data = Dataset.from_list([{"input_ids": e.input_ids,
+                               "completion_mask": [0 if label == -100 else 1 for label in e.labels]}
+                              for e in examples])
+    timer = loop_timer()
+    with tempfile.TemporaryDirectory() as tmp:
+        packed_steps = -(-sum(len(e) for e in examples) // (args.rows * args.max_len))  # for the warmup
+        config = training_args(SFTConfig, args, tmp, bf16, packed_steps,
+                               packing=True, padding_free=True, max_length=args.max_len,
+                               completion_only_loss=True, dataset_num_proc=None)
+        trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
+                             callbacks=[timer])
+        result = trainer.train()
+    peak = peak_mb()
+    return {"seconds": timer.seconds, "cpu_seconds": timer.cpu, "steps": result.global_step,
+            "real_tokens": sum(len(e) for e in examples), "trained_tokens": sum(e.n_trainable for e in examples),
+            "bf16": bf16, "peak": peak, "loss": reply_loss(model, examples, bf16)}
 
 
 def child(side: str, args: argparse.Namespace) -> dict:
@@ -154,38 +247,45 @@ def main() -> None:
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
     parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
     parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
-    parser.add_argument("--side", choices=["sftdata", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--side", choices=["sftdata", "trl", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--json", action="store_true", help="Also print both sides' measurements as JSON.")
     args = parser.parse_args()
     if args.side:  # a child process: one side, one JSON line
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
-        result = run_sftdata(args) if args.side == "sftdata" else run_baseline(args)
+        result = {"sftdata": run_sftdata, "trl": run_trl, "baseline": run_baseline}[args.side](args)
         print(json.dumps(result))
         return
 
     model = resolve_model(args)
     print(f"model: {model}; {args.examples} examples of seeds/en.jsonl, max-len {args.max_len}, "
-          f"{args.rows} rows/batch; precision {args.precision}", file=sys.stderr)
-    ours = child("sftdata", args)
-    base = child("baseline", args)
-    for name, side in (("sftdata", ours), ("baseline", base)):
+          f"{args.rows} rows/batch (sftdata: token budget rows x max-len, packed; TRL: rows packed "
+          f"sequences of max-len, padding-free; Trainer: rows padded to max-len); LoRA r16/a32 all-linear, "
+          f"lr {LR} cosine, 1 epoch; precision {args.precision}", file=sys.stderr)
+    sides = {"sftdata": child("sftdata", args), "TRL SFTTrainer packing": child("trl", args),
+             "Trainer+padding": child("baseline", args)}
+    for name, side in sides.items():
         side["tokens_per_s"] = side["real_tokens"] / side["seconds"]
         side["tokens_per_cpu_s"] = side["real_tokens"] / side["cpu_seconds"]
-        print(f"{name:9s} {side['real_tokens']} tokens ({side['trained_tokens']} trained) in {side['steps']} steps, "
+        print(f"{name:23s} {side['real_tokens']} tokens ({side['trained_tokens']} trained) in {side['steps']} steps, "
               f"{side['seconds']:.1f}s wall / {side['cpu_seconds']:.1f}s CPU: {side['tokens_per_s']:.1f} tok/s, "
-              f"peak {side['peak']}, bf16={side['bf16']}", file=sys.stderr)
+              f"peak {side['peak']}, bf16={side['bf16']}, reply loss after the epoch {side['loss']}",
+              file=sys.stderr)
+    ours = sides["sftdata"]
     memory_key = "cuda_mb" if "cuda_mb" in ours["peak"] else "rss_mb"
-    ratio = ours["tokens_per_s"] / base["tokens_per_s"]
-    cpu_ratio = ours["tokens_per_cpu_s"] / base["tokens_per_cpu_s"]
-    memory = ours["peak"][memory_key] / base["peak"][memory_key]
     if args.json:
-        print(json.dumps({"sftdata": ours, "baseline": base, "ratio": ratio, "cpu_ratio": cpu_ratio,
-                          "memory_ratio": memory, "model": model}, indent=2))
-    print(f"finetune: sftdata {ours['tokens_per_s']:.1f} tok/s (peak {ours['peak'][memory_key]:.0f} MB) vs "
-          f"Trainer+padding {base['tokens_per_s']:.1f} tok/s (peak {base['peak'][memory_key]:.0f} MB): "
-          f"{ratio:.2f}x tokens/s ({cpu_ratio:.2f}x per CPU second), memory {memory:.2f}x")
+        print(json.dumps({"sides": sides, "model": model}, indent=2))
+    for peer, target in (("TRL SFTTrainer packing", 1.3), ("Trainer+padding", 2.0)):
+        base = sides[peer]
+        ratio = ours["tokens_per_s"] / base["tokens_per_s"]
+        cpu_ratio = ours["tokens_per_cpu_s"] / base["tokens_per_cpu_s"]
+        memory = ours["peak"][memory_key] / base["peak"][memory_key]
+        print(f"finetune: sftdata {ours['tokens_per_s']:.1f} tok/s (peak {ours['peak'][memory_key]:.0f} MB, "
+              f"loss {ours['loss']}) vs {peer} {base['tokens_per_s']:.1f} tok/s (peak "
+              f"{base['peak'][memory_key]:.0f} MB, loss {base['loss']}): {ratio:.2f}x tokens/s "
+              f"({cpu_ratio:.2f}x per CPU second), memory {memory:.2f}x (target >= {target}x, memory <= 1x)")
+        record("finetune", peer, "tokens/s", ratio, target, f"memory {memory:.2f}x")
 
 
 if __name__ == "__main__":

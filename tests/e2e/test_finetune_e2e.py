@@ -4,13 +4,14 @@ the adapter (slow: the real model on CPU)."""
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 import torch
 
 from sftdata.core.records import Record
-from sftdata.finetune.data import render_prompt_ids
+from sftdata.finetune.data import render_prompt_ids, tokenize_example
 from sftdata.finetune.train import FinetuneConfig, finetune
 from sftdata.llm.local.embedded import load_model_and_tokenizer
 
@@ -48,20 +49,44 @@ def test_finetune_embedded_model_and_chat_with_the_adapter(export_file, tmp_path
     info = json.loads((out / "sftdata_finetune.json").read_text())
     assert info["base_model"] is None and Path(info["base_model_dir"]).is_dir()
 
-    # generate with the adapter, from the same prompt rendering as training
+    # the adapter learned the training replies: their loss is lower with it than with the base alone
     model, tokenizer = load_model_and_tokenizer(None, adapter=str(out))
+    examples = [tokenize_example(tokenizer, Record(instruction=q, output=a), 128) for q, a in ROWS]
+    with torch.no_grad():
+        tuned = reply_loss(model, examples)
+        with model.disable_adapter():
+            base = reply_loss(model, examples)
+    assert tuned < base - 0.01, (tuned, base)
+
+    # generate with the adapter, from the same prompt rendering as training
     prompt = render_prompt_ids(tokenizer, Record(instruction="Name a primary color."))
     with torch.no_grad():
         generated = model.generate(input_ids=torch.tensor([prompt]), max_new_tokens=12, do_sample=False,
                                    pad_token_id=tokenizer.pad_token_id)
     reply = tokenizer.decode(generated[0, len(prompt):], skip_special_tokens=True)
-    assert reply.strip()
+    assert COLOURS.search(reply), reply
 
-    # and through the CLI, as a user would
+    # and through the CLI, as a user would: the local engine with the adapter answers the same question
     from sftdata.cli import main
 
     try:
         main(["llm", "chat", "--adapter", str(out), "--max-tokens", "12", "Name a primary color."])
     except SystemExit as exc:
         assert exc.code == 0, capsys.readouterr().err
-    assert capsys.readouterr().out.strip()
+    answer = capsys.readouterr().out
+    assert COLOURS.search(answer), answer
+
+
+COLOURS = re.compile(r"\b(red|blue|yellow)\b", re.IGNORECASE)
+
+
+def reply_loss(model, examples) -> float:
+    """Mean cross-entropy over the reply tokens (the ones training is scored on)."""
+    total, count = 0.0, 0
+    for example in examples:
+        logits = model(input_ids=torch.tensor([example.input_ids])).logits[0, :-1].float()
+        labels = torch.tensor(example.labels[1:])
+        mask = labels != -100
+        total += torch.nn.functional.cross_entropy(logits[mask], labels[mask], reduction="sum").item()
+        count += int(mask.sum())
+    return total / count

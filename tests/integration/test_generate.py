@@ -129,7 +129,9 @@ def test_self_instruct_chinese_rejects_other_languages(tmp_path, make_server, se
     assert reasons(rejected)["rouge"] > 0
     assert all(row["instruction"].startswith("请") for row in pool)
     prompt = server.bodies[0]["messages"][-1]["content"]
-    assert prompt.startswith("请想出一系列") and "指令" not in prompt or True
+    # the Chinese template, with its seed tasks: not the English one
+    assert prompt.startswith("请想出一系列") and "每个任务是一条指令" in prompt
+    assert "Come up with" not in prompt
     clf = [row for row in accepted if row["is_classification"]]
     assert clf and all(row["output"] in ("正面", "负面") for row in clf)
     # lengths in characters for Chinese

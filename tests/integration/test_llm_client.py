@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import random
 import time
 from pathlib import Path
 
@@ -12,7 +13,8 @@ from openai_server import Reply
 from sftdata.core.errors import EndpointUnavailable
 from sftdata.core.rundir import RunDir
 from sftdata.llm.base import Request
-from sftdata.llm.client import BUDGET, LLMConfig, make_llm
+from sftdata.llm.client import BUDGET, LLM, LLMConfig, make_llm
+from sftdata.llm.openai_backend import OpenAIBackend, RetryPolicy
 
 KEY = "sk-test-SECRET-abcdef123456"
 
@@ -71,6 +73,27 @@ def test_retry_after_is_honored(make_server, tmp_path: Path) -> None:
     assert time.perf_counter() - started >= 0.95
 
 
+def test_retry_after_of_an_hour_is_capped(make_server, tmp_path: Path) -> None:
+    """A server (or a proxy in front of it) asking for an hour must not stall the run for an hour."""
+    srv = make_server(reply=lambda body, n: "ok")
+    srv.inject("429", retry_after=3600.0)
+    cfg = config(srv.url)
+    backend = OpenAIBackend(cfg.base_urls, cfg.model or "", cfg.api_key,
+                            retry=RetryPolicy(base_delay=0.001, max_retry_after=0.3))
+    llm = LLM(cfg, backend, RunDir(tmp_path))
+    started = time.perf_counter()
+    # bounded here: without the cap the client would sleep the hour, and the test must fail, not hang
+    out = asyncio.run(asyncio.wait_for(llm._complete_and_close(requests(1)), timeout=30))
+    assert out[0].ok and out[0].attempts == 2 and srv.count == 2
+    assert 0.25 <= time.perf_counter() - started < 30
+
+
+def test_default_retry_policy_waits_at_most_two_minutes_whatever_the_server_asks() -> None:
+    policy, rng = RetryPolicy(), random.Random(0)
+    assert policy.delay(1, 3600.0, rng) == 120.0 and policy.delay(1, 1e12, rng) == 120.0
+    assert policy.delay(1, 2.5, rng) == 2.5 and policy.delay(3, -5.0, rng) == 0.0
+
+
 def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path: Path) -> None:
     srv = make_server(reply=lambda body, n: "ok")
     srv.inject("500", count=3)
@@ -82,6 +105,44 @@ def test_failure_after_all_attempts_is_recorded_not_raised(make_server, tmp_path
     failures = rundir.journal("failures.jsonl").read()
     assert len(failures) == 1 and failures[0]["error"] == "InternalServerError"
     assert llm.stats.sent == llm.stats.succeeded + llm.stats.failed == 2
+
+    # the next run (a resume) sends the failed request again and takes the good one from the cache
+    before = srv.count
+    again = make_llm(config(srv.url, max_attempts=3, concurrency=1), rundir)
+    out = run(again, requests(2))
+    assert out[0].ok and not out[0].cached and out[1].cached
+    assert srv.count - before == 1 and again.stats.sent == 1 and again.stats.cached == 1
+
+
+def test_a_success_resets_the_failure_streak(make_server, tmp_path: Path) -> None:
+    """fail_after counts failures in a row: two, a success, two more is a flaky endpoint, not a dead one."""
+    srv = make_server(reply=lambda body, n: "ok")
+    llm = make_llm(config(srv.url, max_attempts=1, fail_after=3, concurrency=1, cache=False), RunDir(tmp_path))
+
+    async def batches():
+        try:
+            srv.inject("500", count=2)
+            first = await llm.complete(requests(3, "first"))
+            srv.inject("500", count=2)
+            second = await llm.complete(requests(2, "second"))
+            return first, second
+        finally:
+            await llm.aclose()
+
+    first, second = asyncio.run(batches())
+    assert [c.ok for c in first] == [False, False, True] and [c.ok for c in second] == [False, False]
+    assert llm.stats.failed == 4 and llm.stats.succeeded == 1
+
+
+def test_a_retry_goes_to_the_next_replica(make_server, tmp_path: Path) -> None:
+    """A replica that just failed is not asked again first: the retry moves on to the next one."""
+    first = make_server(reply=lambda body, n: "from the first")
+    second = make_server(reply=lambda body, n: "from the second")
+    first.inject("500", count=1)
+    llm = make_llm(config(first.url, second.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].attempts == 2 and out[0].text == "from the second"
+    assert first.count == 1 and second.count == 1
 
 
 def test_endpoint_down_raises_endpoint_unavailable(tmp_path: Path) -> None:

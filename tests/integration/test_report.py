@@ -10,6 +10,7 @@ import warnings
 from pathlib import Path
 
 import pytest
+from system_deps import missing
 
 from sftdata.cli import main
 from sftdata.core.records import Record, rejected, write_jsonl
@@ -308,7 +309,7 @@ def test_without_a_cjk_font_figures_still_render_quietly(tmp_path, monkeypatch, 
 def test_the_cjk_font_found_has_the_glyphs():
     font = report_plots.cjk_font()
     if font is None:
-        pytest.skip("no CJK font installed (apt-get install fonts-noto-cjk)")
+        missing("no CJK font installed: apt-get install fonts-wqy-microhei (make system-deps installs it)")
     with report_plots.plotting() as plt, warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")  # undo plotting()'s silencing: a missing glyph must show here
         fig, ax = plt.subplots()

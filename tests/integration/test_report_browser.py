@@ -5,21 +5,21 @@ and, after load, writes what it found into the DOM, which ``--dump-dom`` prints.
 cut with a host resolver rule, so a reference to anything outside the page would fail to load and
 show up as an error. A screenshot of the unmodified page is kept under tests/artifacts/.
 
-Without Chromium the test is skipped, except under CI (env CI set), where it fails: the test setup
-installs Debian's ``chromium`` there.
+Without Chromium the test is skipped on a developer's machine, and fails under ``make test`` and CI
+(tests/system_deps.py): the test setup installs Debian's ``chromium`` there.
 """
 
 from __future__ import annotations
 
 import html
 import json
-import os
 import re
 import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from system_deps import missing
 from test_report import make_staged_run
 
 from sftdata.report.stage import build_report
@@ -54,10 +54,7 @@ def find_chromium() -> str:
         path = shutil.which(name)
         if path:
             return path
-    message = "Chromium not found: apt-get install -y chromium (the test setup installs it in CI)"
-    if os.environ.get("CI"):
-        pytest.fail(message)
-    pytest.skip(message)
+    missing("Chromium not found: apt-get install -y chromium (make system-deps installs it)")
 
 
 def chromium(binary: str, profile: Path, *args: str) -> subprocess.CompletedProcess:

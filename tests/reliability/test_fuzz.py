@@ -147,15 +147,22 @@ def test_generate_parsers_never_raise(reply):
 @pytest.mark.parametrize("reply", ["[" * 5000, "```json\n" + "[" * 5000 + "]" * 5000 + "\n```", '{"tasks": ' + "[" * 5000])
 def test_generate_parsers_survive_deeply_nested_json(reply):
     check_parsed(parse_instructions(reply), (str,))
-    check_parsed(parse_tasks(reply), (Task,))
     check_parsed(parse_instances(reply), (Instance,))
+    tasks = parse_tasks(reply)
+    # no task in it, and the reply is kept whole with the reason (it goes to rejected.jsonl), not dropped
+    assert [type(e) for e in tasks.entries] == [Unparsed]
+    assert tasks.entries[0].raw.strip() == reply.strip() and tasks.entries[0].why
+    if reply.startswith("["):
+        assert [type(e) for e in parse_instructions(reply).entries] == [Unparsed]
 
 
 @pytest.mark.parametrize("reply", ["[" * 5000, "{" * 5000])
 def test_augment_parsers_survive_deeply_nested_json(reply):
-    evol.parse_rewrite("deepen", reply, PARENT, MARKERS[0])
-    evol.parse_equal(reply)
-    evol.answer_elimination(reply)
+    rewrite = evol.parse_rewrite("deepen", reply, PARENT, MARKERS[0])
+    assert rewrite is None or rewrite == (reply, "")  # kept as it came: never a fragment of it
+    assert evol.parse_equal(reply) is None  # it says neither "same" nor "different"
+    assert evol.answer_elimination(reply) == ("stopwords_only", {})  # an answer of brackets is no answer
+    assert evol.copied_phrase(reply, PARENT.instruction) is None
 
 
 @FUZZ
@@ -164,7 +171,11 @@ def test_augment_parsers_never_raise(reply, op, marker):
     parsed = evol.parse_rewrite(op, reply, PARENT, marker)
     assert parsed is None or (isinstance(parsed[0], str) and isinstance(parsed[1], str) and parsed[0])
     assert evol.parse_equal(reply) in ("same", "different", None)
-    assert evol.copied_phrase(reply, PARENT.instruction) is None or isinstance(evol.copied_phrase(reply), str)
+    copied = evol.copied_phrase(reply, PARENT.instruction)
+    if copied is not None:  # a phrase of the rewriting prompts, which the reply holds and the parent does not
+        assert copied in evol._phrases()
+        assert evol._fold(copied) in evol._fold(reply) and evol._fold(copied) not in evol._fold(PARENT.instruction)
+    assert evol.copied_phrase(reply, reply) is None  # a parent holding the whole reply explains every phrase
     verdict = evol.answer_elimination(reply)
     assert verdict is None or (isinstance(verdict[0], str) and isinstance(verdict[1], dict))
 

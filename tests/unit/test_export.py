@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from collections import Counter
 from pathlib import Path
 
@@ -139,6 +142,51 @@ def test_splits_are_stratified():
         members = [n for r, n in zip(records, names) if (r.lang, r.is_classification) == stratum]
         share = Counter(members)["test"] / len(members)
         assert 0.15 <= share <= 0.35, (stratum, share)
+
+
+@pytest.mark.parametrize("n_tasks, per_task, ratios", [(240, 1, (0.5, 0.25, 0.25)), (120, 2, (0.8, 0.1, 0.1)),
+                                                        (97, 2, (0.7, 0.2, 0.1)), (53, 1, (0.6, 0.3, 0.1))])
+def test_every_stratum_is_within_one_group_of_the_ratios(n_tasks, per_task, ratios):
+    """What the docstring promises, per (lang, is_classification) stratum and split, for many seeds: a
+    split that ignored the strata lands several records off in some stratum."""
+    records = make_records(n_tasks, per_task)
+    for seed in range(12):
+        names = assign_splits(records, ratios, seed)
+        strata: dict[tuple, list[str]] = {}
+        for rec, name in zip(records, names):
+            strata.setdefault((rec.lang, rec.is_classification), []).append(name)
+        for stratum, members in strata.items():
+            counts = Counter(members)
+            for split, ratio in zip(SPLITS, ratios):
+                assert abs(counts[split] - ratio * len(members)) <= per_task, (seed, stratum, split, counts)
+
+
+def test_a_group_split_between_strata_lands_the_same_whatever_the_input_order():
+    """A group whose records vote for two strata equally (one labelled classification, one not) must
+    get the same stratum, and so the same split, when the input comes in another order."""
+    records = []
+    for rec in make_records(61, 1):  # 61: stratum sizes that the ratios' period (10 groups) does not divide
+        records += [rec, Record(rec.instruction, "other input", "other output", lang=rec.lang,
+                                is_classification=not rec.is_classification)]
+    for seed in range(6):
+        names = assign_splits(records, (0.7, 0.2, 0.1), seed)
+        assert assign_splits(list(reversed(records)), (0.7, 0.2, 0.1), seed) == list(reversed(names))
+
+
+@pytest.mark.parametrize("hash_seeds", [("1", "2"), ("0", "4242")])
+def test_splits_are_the_same_in_every_process(hash_seeds):
+    """Python salts str hashes per process: an order taken from hash() would move records between
+    splits from one run to the next. Two processes with different PYTHONHASHSEED must agree."""
+    code = ("import json, sys; sys.path.insert(0, sys.argv[1]); from test_export import make_records; "
+            "from sftdata.export.stage import assign_splits; "
+            "print(json.dumps(assign_splits(make_records(80, 2), (0.6, 0.2, 0.2), seed=5)))")
+    results = []
+    for hash_seed in hash_seeds:
+        env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+        out = subprocess.run([sys.executable, "-c", code, str(Path(__file__).parent)], env=env,
+                             capture_output=True, text=True, check=True).stdout
+        results.append(json.loads(out))
+    assert results[0] == results[1] == assign_splits(make_records(80, 2), (0.6, 0.2, 0.2), seed=5)
 
 
 def test_same_seed_same_split_other_seed_different():

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -49,8 +52,23 @@ def test_sampling_defaults_follow_the_originals_unless_set():
     assert GenerateConfig().prompt_seed_tasks == 6 and GenerateConfig(mode="alpaca").prompt_seed_tasks == 3
 
 
+# derive_seed's values, fixed: a change to them changes every cached request's seed (and so re-pays it)
+DERIVED = {(0, "instructions", 3, 1): 881538150, (42, "instances", 0): 579209994, (7, "classify", "任务", 2): 757609516}
+
+
+@pytest.mark.parametrize("hash_seed", ["0", "12345"])
+def test_derived_seeds_are_the_same_in_every_process(hash_seed):
+    """Python's str hash is salted per process: a seed derived from hash() would differ between runs."""
+    code = ("import json, sys; from sftdata.generate.config import derive_seed; "
+            "print(json.dumps([derive_seed(*p) for p in json.loads(sys.argv[1])]))")
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed}
+    out = subprocess.run([sys.executable, "-c", code, json.dumps(list(DERIVED))], env=env,
+                         capture_output=True, text=True, check=True).stdout
+    assert json.loads(out) == list(DERIVED.values())
+    assert [derive_seed(*parts) for parts in DERIVED] == list(DERIVED.values())
+
+
 def test_derived_seeds_are_stable_and_distinct():
-    assert derive_seed(0, "instructions", 3, 1) == derive_seed(0, "instructions", 3, 1)
     seeds = {derive_seed(s, k, r) for s in range(3) for k in ("a", "b") for r in range(20)}
     assert len(seeds) == 120 and all(0 <= s < 2**31 for s in seeds)
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import re
+
 import pytest
 
 from sftdata.generate.parse import (
@@ -336,11 +338,19 @@ def test_yes_no(answer, expected):
 
 @pytest.mark.parametrize("text", ["", " ", "\n\n", "1.", "###", "```", "```\n```", "**", "：", "Input:", "【】",
                                   "1. Instruction:\n1. Input:\n1. Output:", "\x00\ufeff", "一、", "(1)", "[]", "{}"])
-def test_parsers_never_raise(text):
-    for parsed in (parse_instructions(text), parse_tasks(text), parse_instances(text),
-                   parse_instances(text, output_first=True)):
-        assert all(isinstance(e, (str, Task, Instance, Unparsed)) for e in parsed.entries)
-    assert parse_yes_no(text) in (True, False, None)
+def test_replies_with_nothing_in_them_yield_nothing_usable(text):
+    """Markup, numbering and labels alone: no instruction, no task, no instance with content, no verdict;
+    a non-blank reply comes back whole as Unparsed (rejected with its reason, never silently dropped)."""
+    for parsed in (parse_instructions(text), parse_tasks(text)):
+        assert all(isinstance(e, Unparsed) for e in parsed.entries), parsed.entries
+        assert [e.raw for e in parsed.entries] == ([text.strip()] if text.strip() else [])
+        assert all(e.why for e in parsed.entries)
+    for parsed in (parse_instances(text), parse_instances(text, output_first=True)):
+        assert all(isinstance(e, (Instance, Unparsed)) for e in parsed.entries)
+        for entry in parsed.entries:
+            if isinstance(entry, Instance):  # what the instance rules then reject: nothing to learn from
+                assert not re.search(r"[^\W_]", entry.input + entry.output), entry
+    assert parse_yes_no(text) is None
 
 
 # ---------------------------------------------------------------- fuzz: pieces real replies are made of

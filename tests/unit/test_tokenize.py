@@ -7,7 +7,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from rouge_score import tokenizers
 
-from sftdata.filter.tokenize import get_tokenizer, has_cjk, tokenize_cjk, tokenize_rouge
+from sftdata.filter.tokenize import cjk_count, get_tokenizer, has_cjk, tokenize_cjk, tokenize_rouge
 
 ROUGE = tokenizers.DefaultTokenizer(use_stemmer=False)
 ROUGE_STEM = tokenizers.DefaultTokenizer(use_stemmer=True)
@@ -78,3 +78,43 @@ def test_cjk_tokenizer_covers_every_han_block():
     han = "\u9fa6\u9fff\u3400\u4dbf\U00020000\U0002ceb0\uf900\ufaff\U0002f800"
     assert tokenize_cjk(f"a{han}b") == ["a", *han, "b"]
     assert get_tokenizer("auto")(han) == list(han) and has_cjk(han[0]) and has_cjk(han[-1])
+
+
+# Han characters at the edges of each block: the newest unified ideographs (U+9FA6-U+9FFF, added after
+# Unicode 4.1; a range ending at U+9FA5 misses them), extension A, the compatibility ideographs, and
+# extensions B-G outside the BMP.
+HAN_EDGES = {
+    "unified, after U+9FA5": "\u9fa6\u9fcb\u9fd0\u9fea\u9fff",
+    "extension A": "\u3400\u3a3a\u4db5\u4dbf",
+    "compatibility": "\uf900\ufa0e\ufa70\ufad9",
+    "extensions B-G": "\U00020000\U0002a6d6\U0002a700\U0002b740\U0002ceb0\U00030000",
+}
+
+
+@pytest.mark.parametrize("block", list(HAN_EDGES))
+def test_every_han_block_is_one_token_per_character(block):
+    chars = HAN_EDGES[block]
+    assert tokenize_cjk(chars) == list(chars)
+    assert tokenize_cjk(f"ab {chars} 12") == ["ab", *chars, "12"]
+    assert get_tokenizer("auto")(chars) == list(chars)
+    assert all(has_cjk(c) for c in chars) and cjk_count(chars) == len(chars)
+
+
+@pytest.mark.parametrize("block", list(HAN_EDGES))
+def test_the_filter_sees_near_duplicates_written_in_rare_han_characters(block):
+    from sftdata.filter.rouge import RougeIndex
+
+    chars = HAN_EDGES[block]
+    index = RougeIndex(tokenizer="auto", threshold=0.7)
+    index.add("请写" + chars + "的故事")
+    assert not index.is_novel("请写" + chars + "的文章")  # 8 of 9 characters shared
+    assert index.is_novel("请写一首关于秋天的诗")
+
+
+@pytest.mark.parametrize("block", ["unified, after U+9FA5", "extension A", "compatibility"])
+def test_language_detectors_know_the_same_han_blocks(block):
+    from sftdata.clean.text import has_cjk as clean_has_cjk
+    from sftdata.generate.config import looks_chinese
+
+    chars = HAN_EDGES[block]
+    assert looks_chinese(chars) and all(clean_has_cjk(c) for c in chars)
