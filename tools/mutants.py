@@ -107,7 +107,7 @@ MUTATIONS = (
     Mutation("llm.client: failed replies cached", "sftdata/llm/client.py",
              "if completion.ok and self.cache is not None:", "if self.cache is not None:", CLIENT),
     Mutation("llm.client: max_requests off by one", "sftdata/llm/client.py",
-             "self.stats.sent >= cfg.max_requests", "self.stats.sent > cfg.max_requests", CLIENT),
+             "self.spend.requests >= cfg.max_requests", "self.spend.requests > cfg.max_requests", CLIENT),
     Mutation("llm.client: a success does not reset the failure streak", "sftdata/llm/client.py",
              "stats.succeeded += 1\n                self._consecutive_failures = 0",
              "stats.succeeded += 1", CLIENT),
