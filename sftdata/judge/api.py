@@ -201,7 +201,7 @@ def judge_records(records: Iterable[Record], config: JudgeConfig, llm_config: LL
     gold = _read_gold(config) if config.gold else None
     out = Path(out_dir)
     rundir = RunDir(out, fresh=fresh)
-    stage = JudgeStage(config, records)
+    stage = JudgeStage(config, records, judge_batch)
     digest = hashlib.sha256("\n".join(r.id for r in records).encode()).hexdigest()[:16]
     run_config = {"stage": "judge", "input_digest": digest, "judge": to_plain(config), "llm": llm_config.public()}
     summary: dict[str, Any] = {}

@@ -5,6 +5,7 @@ it could not pay for; the rest wait for the next run."""
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 from ..core.records import Record
@@ -12,6 +13,8 @@ from ..core.rundir import RunDir
 from ..llm.client import LLM
 from .config import JudgeConfig
 from .judgement import Judgement
+
+JudgeBatch = Callable[[LLM, Sequence[Record], JudgeConfig], Awaitable[list[Judgement]]]
 
 CHUNK = 32  # records per round (one checkpoint each); the output does not depend on it
 
@@ -70,9 +73,10 @@ def summarize(counts: dict[str, Any]) -> dict[str, Any]:
 
 
 class JudgeStage:
-    def __init__(self, config: JudgeConfig, records: list[Record]) -> None:
+    def __init__(self, config: JudgeConfig, records: list[Record], judge_batch: JudgeBatch) -> None:
         self.config = config
         self.records = records
+        self.judge_batch = judge_batch  # handed in by judge.api, which imports this module
         self.model_name = ""
 
     def restore(self, rundir: RunDir, state: dict[str, Any] | None) -> None:
@@ -85,11 +89,9 @@ class JudgeStage:
         self.model_name = state.get("model", "")
 
     async def run_round(self, llm: LLM, round_no: int) -> None:
-        from .api import judge_batch
-
         self.model_name = llm.model_name
         chunk = self.records[self.position:self.position + CHUNK]
-        judgements = await judge_batch(llm, chunk, self.config)
+        judgements = await self.judge_batch(llm, chunk, self.config)
         for record, judgement in zip(chunk, judgements):
             if judgement.error == "budget":
                 break

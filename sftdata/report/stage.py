@@ -222,7 +222,7 @@ def build_report(inputs: Sequence[str | os.PathLike[str]], out: str | os.PathLik
         path = out_dir / "figures" / f"{fig.name}.png"
         path.write_bytes(fig.png)
         stats["figures"][fig.name] = str(path.relative_to(out_dir))
-    page = html.render_page(stats, figures, raw)
+    page = html.render_page(stats, figures, raw, judge_section=judge_report.render(stats.get("judge")))
     (out_dir / "report.html").write_text(page, encoding="utf-8")
     views.write_json(out_dir / "stats.json", stats)
     stats["files"] = {"report": str(out_dir / "report.html"), "stats": str(out_dir / "stats.json")}
