@@ -104,7 +104,8 @@ def _prompt_completion_row(rec: Any, system: str, with_system: bool) -> Row:
     return {"prompt": prompt_text(rec.instruction, rec.input), "completion": rec.output}
 
 
-def _str_field(obj: Row, key: str, default: str | None = None) -> str:
+def str_field(obj: Row, key: str, default: str | None = None) -> str:
+    """``obj[key]`` as a string (``default`` when absent); ValueError naming the field otherwise."""
     value = obj.get(key, default)
     if value is None:
         if default is None:
@@ -147,8 +148,8 @@ def _read_messages(obj: Row) -> list[dict[str, Any]]:
 
 
 def _read_prompt_completion(obj: Row) -> list[dict[str, Any]]:
-    instruction, input_text = split_prompt(_str_field(obj, "prompt"))
-    return [{"instruction": instruction, "input": input_text, "output": _str_field(obj, "completion")}]
+    instruction, input_text = split_prompt(str_field(obj, "prompt"))
+    return [{"instruction": instruction, "input": input_text, "output": str_field(obj, "completion")}]
 
 
 FORMATS: dict[str, Format] = {}

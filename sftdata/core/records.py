@@ -56,17 +56,6 @@ class Record:
 
 # ---------------------------------------------------------------- shape detection
 
-def _str_field(obj: dict, key: str, default: str | None = None) -> str:
-    value = obj.get(key, default)
-    if value is None:
-        if default is None:
-            raise ValueError(f"missing field '{key}'")
-        return default
-    if not isinstance(value, str):
-        raise ValueError(f"field '{key}' must be a string, got {type(value).__name__}")
-    return value
-
-
 def _optional_bool(obj: dict, key: str) -> bool | None:
     value = obj.get(key)
     if value is None or isinstance(value, bool):
@@ -86,7 +75,7 @@ def records_from_obj(obj: Any) -> list[Record]:
         if fmt.matches is not None and fmt.read is not None and fmt.matches(obj):
             return [Record(**fields) for fields in fmt.read(obj)]
     # a Record, an alpaca row (Records' own fields) or a Self-Instruct seed task
-    instruction = _str_field(obj, "instruction")
+    instruction = formats.str_field(obj, "instruction")
     if not instruction.strip():
         raise ValueError("field 'instruction' is empty")
     common = dict(
@@ -101,8 +90,8 @@ def records_from_obj(obj: Any) -> list[Record]:
         for inst in instances:
             if not isinstance(inst, dict):
                 raise ValueError("each instance must be an object with 'input' and 'output'")
-            out.append(Record(instruction=instruction, input=_str_field(inst, "input", ""),
-                              output=_str_field(inst, "output"), source="seed",
+            out.append(Record(instruction=instruction, input=formats.str_field(inst, "input", ""),
+                              output=formats.str_field(inst, "output"), source="seed",
                               meta={"seed_id": obj.get("id"), "name": obj.get("name")}, **common))
         return out
     meta = obj.get("meta") or {}
@@ -111,8 +100,8 @@ def records_from_obj(obj: Any) -> list[Record]:
     if isinstance(obj.get("system"), str) and obj["system"]:
         meta = {**meta, "system": obj["system"]}
     parent = obj.get("parent_id")
-    return [Record(instruction=instruction, input=_str_field(obj, "input", ""),
-                   output=_str_field(obj, "output", ""),
+    return [Record(instruction=instruction, input=formats.str_field(obj, "input", ""),
+                   output=formats.str_field(obj, "output", ""),
                    source=obj["source"] if isinstance(obj.get("source"), str) else "import",
                    parent_id=parent if isinstance(parent, str) else None, meta=meta, **common)]
 
