@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
+from ..clean import junk
 from ..core.records import Record, records_from_obj, rejected
 from ..core.rundir import Journal, RunDir
-from ..core.stats import table1, text_length
+from ..core.stats import table1
 from ..filter.rouge import RougeIndex
 from ..filter.rules import check_instance, check_instruction
 from ..llm.base import Completion, Request
@@ -48,6 +49,7 @@ class GenerateStage:
         self.rejects: Counter[tuple[str, str]] = Counter()  # (level, reason)
         self.counts: Counter[str] = Counter()  # replies, failures... (saved in the state)
         self.stall = 0
+        self.shown: list[str] = []  # the example texts of the prompt whose reply is being taken
         self.index = RougeIndex(tokenizer=config.rouge_tokenizer, threshold=config.rouge_threshold)
 
     # ------------------------------------------------------------ runner protocol
@@ -116,7 +118,9 @@ class GenerateStage:
         level ("truncated" when cut, else "parse_error"). True when the budget denied a request.
         """
         denied = False
-        for _request, completion, key in await self.complete(llm, requests):
+        for request, completion, key in await self.complete(llm, requests):
+            # the texts this reply's prompt showed: a record copying one is junk (clean_instances, Alpaca)
+            self.shown = junk.prompt_examples(request.messages[-1][1])
             if completion.error == BUDGET:
                 denied = True
                 continue
@@ -164,6 +168,9 @@ class GenerateStage:
         found = check_instruction(text, self.filter_config)
         if found is not None:
             return found[0], dict(found[1] or {})
+        junk_found = junk.instruction_junk(text)
+        if junk_found is not None:
+            return junk_found
         if text in self.known:  # an exact copy of a seed or a kept instruction, even with rouge off
             return "duplicate", {"rouge_max": 1.0, "most_similar": text}
         if "rouge" in self.filter_config.disabled:
@@ -185,7 +192,7 @@ class GenerateStage:
         beyond ``limit``.
         """
         candidates: list[Record] = []
-        demos = prompt.replace(instruction, "")  # where a weak model finds text to copy
+        shown = junk.prompt_examples(prompt, exclude=[instruction])  # where a weak model finds text to copy
         for position, entry in enumerate(entries):
             cut = truncated and position == len(entries) - 1
             if isinstance(entry, Unparsed):
@@ -194,7 +201,7 @@ class GenerateStage:
                             "truncated" if cut else "parse_error", "instance", raw=entry.raw, why=entry.why)
                 continue
             record = self.instance_record(instruction, entry, is_classification, meta)
-            reason = ("truncated", {}) if cut else self.instance_problem(record) or _copied(record, demos)
+            reason = ("truncated", {}) if cut else self.instance_problem(record) or self.junk(record, shown)
             if reason:
                 self.reject(record, reason[0], "instance", **reason[1])
             else:
@@ -220,6 +227,11 @@ class GenerateStage:
                         meta: dict[str, Any]) -> Record:
         return Record(instruction=instruction, input=entry.input, output=entry.output, lang=self.lang,
                       is_classification=is_classification, source=self.source, meta=dict(meta))
+
+    def junk(self, record: Record, shown: list[str]) -> tuple[str, dict[str, Any]] | None:
+        """clean.junk's checks on an instance: decode damage, scaffolding, copies of what the prompt showed
+        (the instruction itself went through :meth:`check_instruction`)."""
+        return junk.record_junk(record.instruction, record.input, record.output, shown, check_instruction=False)
 
     def instance_problem(self, record: Record) -> tuple[str, dict[str, Any]] | None:
         """The filter stage's instance rules: empty_output, output_equals_input, ends_with_colon."""
@@ -293,15 +305,3 @@ class GenerateStage:
 
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
-
-
-def _copied(record: Record, demos: str) -> tuple[str, dict[str, Any]] | None:
-    """An input or output lifted word for word from the prompt's demonstrations (short labels such
-    as "Positive" excepted: a real task may share them)."""
-    if not demos:
-        return None
-    for name in ("input", "output"):
-        text = getattr(record, name).strip()
-        if text_length(text) >= 4 and text in demos:
-            return "copied_example", {"field": name}
-    return None
