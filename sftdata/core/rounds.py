@@ -100,6 +100,9 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
             _update_bar(bar, stage, llm)
             if llm.exhausted:
                 raise BudgetExhausted(_budget_message(llm))
+        finish = getattr(stage, "finish", None)  # optional: tidy the journals of a finished stage
+        if finish is not None:
+            finish(rundir)
         return _write_stats(stage, rundir, llm, started, finished=True)
     finally:
         await llm.aclose()

@@ -80,6 +80,11 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _count(row: dict) -> int:
+    count = row.get("count", 1)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 def reject_counts(path: Path) -> Counter:
     """(stage, reason) -> count over a rejected.jsonl; unreadable lines are counted as such."""
     counts: Counter = Counter()
@@ -89,7 +94,8 @@ def reject_counts(path: Path) -> Counter:
                 continue
             try:
                 row = json.loads(line)
-                counts[(str(row.get("stage", "?")), str(row.get("reason", "?")))] += 1
+                # a rejection repeated in one run is written once with its count (generate's rejected.jsonl)
+                counts[(str(row.get("stage", "?")), str(row.get("reason", "?")))] += _count(row)
             except (ValueError, AttributeError):
                 counts[("?", "unreadable line")] += 1
     return counts

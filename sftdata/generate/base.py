@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from ..clean import junk
-from ..core.records import Record, records_from_obj, rejected
+from ..core.records import Record, records_from_obj, rejected, write_jsonl
 from ..core.rundir import Journal, RunDir
 from ..core.stats import table1
 from ..filter.rouge import RougeIndex
@@ -49,6 +49,8 @@ class GenerateStage:
         self.rejects: Counter[tuple[str, str]] = Counter()  # (level, reason)
         self.counts: Counter[str] = Counter()  # replies, failures... (saved in the state)
         self.stall = 0
+        self.reject_lines: dict[tuple[str, ...], int] = {}  # (level, reason, texts) -> its rejected.jsonl line
+        self.reject_repeats: dict[int, int] = {}  # line -> times the same rejection came again
         self.shown: list[str] = []  # the example texts of the prompt whose reply is being taken
         self.index = RougeIndex(tokenizer=config.rouge_tokenizer, threshold=config.rouge_threshold)
 
@@ -64,9 +66,17 @@ class GenerateStage:
         for row in self.pool_j.read():
             self.pool.append(row["instruction"])
             self.tasks_done += row.get("instances", 0) > 0
-        for row in self.rejected_j.read():
-            self.rejects[(row["detail"].get("level", "instruction"), row["reason"])] += 1
         state = state or {}
+        self.reject_repeats = {int(k): v for k, v in state.get("reject_repeats", {}).items()}
+        for line, row in enumerate(self.rejected_j.read()):
+            record = row["record"]
+            key = (row["detail"].get("level", "instruction"), row["reason"], record.get("instruction", ""),
+                   record.get("input", ""), record.get("output", ""))
+            self.reject_lines[key] = line
+            # a folded file (finish) holds the count itself; before that, the state holds the repeats
+            count = max(int(row.get("count", 1)), 1 + self.reject_repeats.get(line, 0))
+            self.reject_repeats[line] = count - 1
+            self.rejects[key[:2]] += count
         self.counts = Counter(state.get("counts", {}))
         self.stall = state.get("stall", 0)
         self.restore_state(state)
@@ -86,7 +96,18 @@ class GenerateStage:
         return []
 
     def state(self) -> dict[str, Any]:
-        return {"counts": dict(sorted(self.counts.items())), "stall": self.stall}
+        repeats = {str(line): n for line, n in sorted(self.reject_repeats.items()) if n}
+        return {"counts": dict(sorted(self.counts.items())), "stall": self.stall, "reject_repeats": repeats}
+
+    def finish(self, rundir: RunDir) -> None:
+        """Fold the repeat counts into rejected.jsonl: each rejection once, with how often it came."""
+        if not any(self.reject_repeats.values()):
+            return
+        rows = self.rejected_j.read()
+        for line, row in enumerate(rows):
+            row["count"] = 1 + self.reject_repeats.get(line, 0)
+        self.rejected_j.close()
+        write_jsonl(self.rejected_j.path, rows)
 
     def done(self) -> bool:
         return self.tasks_done >= self.config.num_instructions or self.stalled
@@ -176,6 +197,8 @@ class GenerateStage:
         if "rouge" in self.filter_config.disabled:
             return {"rouge_max": None, "most_similar": None}
         match = self.index.check(text)
+        if match.novel:  # check's neighbour of a novel text is a lower bound (often none): find the real one
+            match = self.index.nearest(text)
         neighbour = {"rouge_max": round(match.score, 4), "most_similar": match.most_similar}
         if not match.novel:
             return "rouge", neighbour
@@ -245,8 +268,16 @@ class GenerateStage:
         self.ids.add(record.id)
 
     def reject(self, record: Record, reason: str, level: str, **detail: Any) -> None:
-        self.rejected_j.append(rejected(record, STAGE, reason, {"level": level, **detail}))
+        """Journal a rejection once: the same record rejected again for the same reason (a seed the model
+        echoes round after round) only counts up; :meth:`finish` writes the counts into the file."""
         self.rejects[(level, reason)] += 1
+        key = (level, reason, record.instruction, record.input, record.output)
+        line = self.reject_lines.get(key)
+        if line is not None:
+            self.reject_repeats[line] = self.reject_repeats.get(line, 0) + 1
+            return
+        self.reject_lines[key] = self.rejected_j.count
+        self.rejected_j.append({**rejected(record, STAGE, reason, {"level": level, **detail}), "count": 1})
 
     def add_to_pool(self, row: dict[str, Any]) -> None:
         self.pool_j.append(row)

@@ -146,3 +146,49 @@ def test_real_instructions_are_not_junk(stage):
     for text in ("Yes or no: is a tomato a fruit? Explain briefly.", "Write a haiku about autumn leaves.",
                  "A. Lincoln gave a famous speech; summarize its main point."):
         assert not isinstance(stage.check_instruction(text), tuple), text
+
+
+def test_a_repeated_rejection_is_kept_once_with_its_count(tmp_path):
+    """The demo's rejected.jsonl held one seed echo 133 times: now one line with count 133, and the
+    summary, a resume, the card and the report still count every rejection."""
+    from sftdata.export.card import reject_counts
+    from sftdata.report.data import rejections
+
+    run = RunDir(tmp_path / "run")
+    stage = SelfInstructStage(GenerateConfig(num_instructions=5), SEEDS, "en")
+    stage.restore(run, None)
+    echo = SEEDS[0].instruction
+    for _ in range(3):
+        assert isinstance(stage.check_instruction(echo), tuple)
+        stage.reject(stage._task_record({"instruction": echo, "is_classification": None, "request_key": "k"}),
+                     "duplicate", "instruction")
+    stage.reject(stage._task_record({"instruction": "Other.", "is_classification": None, "request_key": "k"}),
+                 "length", "instruction")
+    run.checkpoint({"round": 1, "stage": stage.state()})
+    assert stage.summary()["instruction_filter"]["rejected_duplicate"] == 3
+    assert len(stage.rejected_j.read()) == 2
+
+    again = SelfInstructStage(GenerateConfig(num_instructions=5), SEEDS, "en")  # a resume before the end
+    again.restore(RunDir(tmp_path / "run"), run.resume()["stage"])
+    assert again.summary()["instruction_filter"]["rejected_duplicate"] == 3
+    again.finish(run)
+    rows = [json.loads(line) for line in (tmp_path / "run" / "rejected.jsonl").read_text().splitlines()]
+    assert [(r["reason"], r["count"]) for r in rows] == [("duplicate", 3), ("length", 1)]
+    assert reject_counts(tmp_path / "run" / "rejected.jsonl")[("generate", "duplicate")] == 3
+    assert rejections([("generate", tmp_path / "run" / "rejected.jsonl")])["generate"]["duplicate"] == 3
+
+    folded = SelfInstructStage(GenerateConfig(num_instructions=5), SEEDS, "en")  # rerun of a finished run
+    folded.restore(RunDir(tmp_path / "run"), run.resume()["stage"])
+    assert folded.summary()["instruction_filter"]["rejected_duplicate"] == 3
+
+
+def test_an_accepted_instruction_records_its_real_nearest_neighbour(stage):
+    """meta.rouge_max was 0.0 and most_similar null on every accepted English instruction."""
+    from sftdata.filter.rouge import rouge_l_f
+    from sftdata.filter.tokenize import tokenize_auto
+
+    text = "Give three tips for staying calm before an exam."
+    verdict = stage.check_instruction(text)
+    assert verdict["most_similar"] == SEEDS[0].instruction
+    expected = rouge_l_f(tokenize_auto(SEEDS[0].instruction), tokenize_auto(text))
+    assert 0.3 < verdict["rouge_max"] == round(expected, 4) <= 0.7
