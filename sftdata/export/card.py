@@ -22,6 +22,7 @@ from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
 from ..core.stats import table1
+from .splits import describe
 
 PIPELINE_STAGES = ("generate", "filter", "clean", "augment")  # the stage directories of a staged run
 EXAMPLE_COUNT = 3
@@ -265,8 +266,8 @@ def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[R
                  for s in summary["splits"]]
         lines.append(f"| {fmt} | " + " | ".join(cells) + f" | {', '.join(summary['columns'][fmt])} |")
     ratios = ", ".join(f"{s} {r:g}" for s, r in summary["ratios"].items())
-    lines += ["", f"Splits: {ratios}, seed {summary['seed']}. Stratified by (is_classification, language); "
-              "records sharing an instruction are always in the same split.", ""]
+    lines += ["", f"Splits: {ratios}, seed {summary['seed']}. Stratified by (is_classification, language). "
+              + describe(summary.get("split_groups", {})), ""]
     if summary["omitted_splits"]:
         lines += [f"Not written (no records): {', '.join(summary['omitted_splits'])}.", ""]
     for warning in summary.get("warnings", []):
