@@ -141,7 +141,27 @@ def run_report(ctx: Context, section: ReportSection) -> tuple[list[Path], dict]:
 
 
 def short_summary(name: str, result: dict[str, Any]) -> dict[str, Any]:
-    """A few numbers per stage for the end-of-run table."""
+    """A few numbers per stage for the end-of-run table (floats to 4 significant digits)."""
     keys = ("accepted", "rejected", "kept", "instances", "instructions", "records", "train_loss", "eval_loss",
             "seconds", "written")
-    return {k: result[k] for k in keys if k in result and isinstance(result[k], (int, float, str))}
+    short = {k: _round(result[k]) for k in keys if k in result and isinstance(result[k], (int, float, str))}
+    if name == "eval":
+        short.update(eval_headline(result))
+    return short
+
+
+def _round(value: Any) -> Any:
+    return float(f"{value:.4g}") if isinstance(value, float) else value
+
+
+def eval_headline(report: dict[str, Any]) -> dict[str, Any]:
+    """eval.json's headline: records evaluated, then loss and ROUGE-L as ``base -> adapter`` (each adapter)."""
+    models = report.get("models") or []
+    if not models:
+        return {}
+    out: dict[str, Any] = {"records": (report.get("counts") or {}).get("evaluated")}
+    for key in ("loss", "rouge_l"):
+        values = [m.get(key) for m in models]
+        if all(isinstance(v, (int, float)) for v in values):
+            out[key] = " -> ".join(f"{v:.4g}" for v in values)
+    return out
