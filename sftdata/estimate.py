@@ -1,31 +1,39 @@
-"""A rough estimate of what a pipeline run will ask of the LLM: requests, tokens, cost.
+"""An estimate of what a pipeline run will ask of the LLM: requests, tokens, cost, and time.
 
-It is arithmetic on the config, not a measurement: it assumes half of the proposed instructions are
-kept (real acceptance ranges from 20% to 80% with model and threshold), prompts of the shipped
-templates' size, and replies using their whole ``max_tokens`` (so tokens and cost are upper-ish).
+It is arithmetic on the config, not a measurement, and not a bound: how many requests Self-Instruct
+needs depends on how many proposed instructions the filters keep, which ranges from under 5% (the
+embedded 135M model) to about 80% (a strong model). So the estimate is given at two acceptance rates:
+50% (``requests``, the figure for a capable model) and 15% (``requests_at_low_acceptance``, a weak
+one). Prompts are sized as the shipped templates, replies as their whole ``max_tokens``. Time is
+requests divided by a *measured* request rate of the same backend and model: the one the last
+finished LLM stage (or ``sftdata llm bench``) recorded in ``$SFTDATA_HOME/speed.json``.
 """
 
 from __future__ import annotations
 
+import json
 import math
+import time
 from typing import Any
 
 ASSUMED_ACCEPTANCE = 0.5
+LOW_ACCEPTANCE = 0.15
 CHARS_PER_TOKEN = {"en": 4.0, "zh": 1.5}
+SPEED_FILE = "speed.json"
 
 
 def _tokens(chars: float, lang: str) -> int:
     return int(chars / CHARS_PER_TOKEN.get(lang, 4.0))
 
 
-def _generate(section: Any, lang: str) -> tuple[int, int, int]:
+def _generate(section: Any, lang: str, acceptance: float) -> tuple[int, int, int]:
     n = section.num_instructions
     max_tokens = section.max_tokens or 1024
     prompt_chars = 1200 + 200 * (section.seed_tasks_in_prompt or 6)
     if section.mode == "alpaca":
-        requests = math.ceil(n / (section.alpaca_tasks_per_request * ASSUMED_ACCEPTANCE))
+        requests = math.ceil(n / (section.alpaca_tasks_per_request * acceptance))
         return requests, requests * _tokens(prompt_chars, lang), requests * max_tokens
-    proposals = math.ceil(n / (section.instructions_per_request * ASSUMED_ACCEPTANCE))
+    proposals = math.ceil(n / (section.instructions_per_request * acceptance))
     requests = proposals + 2 * n  # + one classification and one instance request per kept instruction
     prompt = proposals * _tokens(prompt_chars, lang) + n * _tokens(2500, lang) + n * _tokens(1500, lang)
     completion = proposals * max_tokens + n * 8 + n * max_tokens
@@ -43,24 +51,94 @@ def _augment(section: Any, records: int, lang: str) -> tuple[int, int, int]:
     return requests, requests * _tokens(1500, lang), requests * section.max_tokens
 
 
-def estimate(pipeline: Any) -> dict[str, Any]:
-    lang = pipeline.lang or "en"
+def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int]:
     requests = prompt = completion = 0
     generate = pipeline.stages.get("generate")
     records = 0
     if generate is not None:
-        r, p, c = _generate(generate, lang)
-        requests, prompt, completion = requests + r, prompt + p, completion + c
+        requests, prompt, completion = _generate(generate, lang, acceptance)
         records = generate.num_instructions * generate.instances_per_task
     augment = pipeline.stages.get("augment")
     if augment is not None:
         r, p, c = _augment(augment, records or 200, lang)
         requests, prompt, completion = requests + r, prompt + p, completion + c
+    return requests, prompt, completion
+
+
+# ---------------------------------------------------------------- measured speed
+
+def speed_key(backend: str, model: str) -> str:
+    return f"{backend}:{model}"
+
+
+def record_speed(backend: str, model: str, requests: int, seconds: float, source: str) -> None:
+    """Remember a measured request rate (a finished LLM stage, ``llm bench``) for later estimates."""
+    if requests < 4 or seconds <= 0:  # too few to say anything
+        return
+    from .core.paths import home
+
+    path = home() / SPEED_FILE
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        data = {}
+    data[speed_key(backend, model)] = {"requests_per_s": round(requests / seconds, 4), "requests": requests,
+                                       "seconds": round(seconds, 1), "source": source,
+                                       "measured": time.strftime("%Y-%m-%d %H:%M")}
+    tmp = path.with_name(SPEED_FILE + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2) + "\n", encoding="utf-8")
+    tmp.replace(path)
+
+
+def measured_speed(backend: str, model: str) -> dict[str, Any] | None:
+    from .core.paths import home
+
+    try:
+        data = json.loads((home() / SPEED_FILE).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    found = data.get(speed_key(backend, model)) if isinstance(data, dict) else None
+    return found if isinstance(found, dict) and found.get("requests_per_s") else None
+
+
+def _duration(seconds: float) -> str:
+    return f"{seconds / 3600:.1f} h" if seconds >= 5400 else f"{seconds / 60:.0f} min" if seconds >= 90 \
+        else f"{seconds:.0f} s"
+
+
+def _time(pipeline: Any, requests: int, low: int) -> str:
     llm = pipeline.llm
-    cost = None
-    if llm.price_in is not None and llm.price_out is not None:
-        cost = round((prompt * llm.price_in + completion * llm.price_out) / 1e6, 4)
-    return {"backend": "openai-compatible" if llm.base_url else "local (embedded model, no cost)",
-            "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
-            "cost_usd": cost if cost is not None else "n/a (set llm.price_in / llm.price_out)",
-            "assumes": f"{int(ASSUMED_ACCEPTANCE * 100)}% of proposed instructions kept; replies use max_tokens"}
+    backend = "openai" if llm.base_url else "local"
+    model = llm.model or ""
+    speed = measured_speed(backend, model)
+    if speed is None:
+        return ("unknown: no measured speed for this backend and model yet (`sftdata llm bench` measures it; "
+                "every finished generate or augment run records it)")
+    rate = speed["requests_per_s"]
+    return (f"{_duration(requests / rate)} (up to {_duration(low / rate)} at low acceptance), at the "
+            f"{rate:g} requests/s measured by {speed['source']} on {speed['measured']}")
+
+
+def estimate(pipeline: Any) -> dict[str, Any]:
+    lang = pipeline.lang or "en"
+    requests, prompt, completion = _totals(pipeline, lang, ASSUMED_ACCEPTANCE)
+    low, low_prompt, low_completion = _totals(pipeline, lang, LOW_ACCEPTANCE)
+    llm = pipeline.llm
+    result: dict[str, Any] = {
+        "backend": "openai-compatible" if llm.base_url else "local (embedded model, no cost)",
+        "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
+        "requests_at_low_acceptance": low,
+        "time": _time(pipeline, requests, low),
+    }
+    if llm.base_url:
+        if llm.price_in is not None and llm.price_out is not None:
+            cost = (prompt * llm.price_in + completion * llm.price_out) / 1e6
+            high = (low_prompt * llm.price_in + low_completion * llm.price_out) / 1e6
+            result["cost_usd"] = round(cost, 4)
+            result["cost_usd_at_low_acceptance"] = round(high, 4)
+        else:
+            result["cost_usd"] = "n/a (set llm.price_in / llm.price_out)"
+    result["error"] = (f"an estimate, not a bound: it assumes {ASSUMED_ACCEPTANCE:.0%} of proposed instructions "
+                       f"are kept ({LOW_ACCEPTANCE:.0%} for the low figure) and replies of max_tokens; a run keeping "
+                       "fewer sends more requests (the embedded model keeps under 10% on some runs)")
+    return result

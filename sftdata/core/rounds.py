@@ -84,13 +84,14 @@ def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
     started = time.perf_counter()
     bar = tqdm(desc=desc, unit="rec", disable=not progress, dynamic_ncols=True, leave=True)
     try:
-        return asyncio.run(_loop(stage, rundir, llm, round_no, started, bar))
+        return asyncio.run(_loop(stage, rundir, llm, round_no, started, bar, desc))
     finally:
         bar.close()
         rundir.close()
 
 
-async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm) -> dict:
+async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm,
+                desc: str = "") -> dict:
     try:
         while not stage.done():
             await stage.run_round(llm, round_no)
@@ -103,6 +104,10 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
         finish = getattr(stage, "finish", None)  # optional: tidy the journals of a finished stage
         if finish is not None:
             finish(rundir)
+        if llm.stats.cached * 10 < llm.stats.sent:  # a mostly fresh run: its rate is the backend's
+            from ..estimate import record_speed
+            record_speed(llm.backend.name, llm.config.model or "", llm.stats.sent, llm.stats.seconds,
+                         f"a {desc or 'stage'} run")
         return _write_stats(stage, rundir, llm, started, finished=True)
     finally:
         await llm.aclose()

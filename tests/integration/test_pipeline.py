@@ -133,7 +133,28 @@ def test_dry_run_prints_plan_and_estimate(tmp_path: Path, capsys) -> None:
     # 100 kept of 5 per request at 50% acceptance: 40 proposal requests + 2 per instruction, + augment
     assert data["estimate"]["requests"] >= 240
     assert isinstance(data["estimate"]["cost_usd"], float) and data["estimate"]["cost_usd"] > 0
+    # not called a bound: the demo sent 241 requests where the old "upper bound" said 136
+    assert data["estimate"]["requests_at_low_acceptance"] > 2 * data["estimate"]["requests"] - 200
+    assert data["estimate"]["cost_usd_at_low_acceptance"] > data["estimate"]["cost_usd"]
+    assert "not a bound" in data["estimate"]["error"]
     assert not (tmp_path / "r").exists(), "a dry run writes nothing"
+
+
+def test_dry_run_times_the_embedded_model_from_its_measured_speed(tmp_path: Path, capsys, monkeypatch) -> None:
+    """With the embedded model the estimate said "no cost ... cost n/a" and nothing of time."""
+    from sftdata.estimate import record_speed
+
+    monkeypatch.setenv("SFTDATA_HOME", str(tmp_path / "home"))
+    config = write_config(tmp_path / "p.yaml", "http://127.0.0.1:9/v1", llm={"batch_size": 8})
+    args = ["run", str(config), "--dry-run", "--json", "--out", str(tmp_path / "r")]
+    main(args)
+    data = json.loads(capsys.readouterr().out)["estimate"]
+    assert data["time"].startswith("unknown") and "llm bench" in data["time"] and "cost_usd" not in data
+    record_speed("local", "", requests=6, seconds=120.0, source="llm bench")  # 0.05 requests/s
+    main(args)
+    data = json.loads(capsys.readouterr().out)["estimate"]
+    minutes = data["requests"] / 0.05 / 60
+    assert data["time"].startswith(f"{minutes:.0f} min") and "0.05 requests/s measured by llm bench" in data["time"]
 
 
 def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
