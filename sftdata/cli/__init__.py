@@ -38,6 +38,8 @@ def cli(debug: bool) -> None:
       eval      held-out loss, generation metrics, base vs adapters
       report    statistics and plots as one HTML page
       run       the whole pipeline from one YAML/TOML config
+      init      scaffold a project: config, domain seed tasks, next steps
+      llm       chat with or benchmark the configured model (or the embedded one)
     With no endpoint configured (--base-url / OPENAI_BASE_URL) the embedded
     SmolLM2-135M-Instruct model answers, offline.
     """

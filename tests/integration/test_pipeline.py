@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -161,8 +162,28 @@ def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
     code, text = run_cli("init", str(tmp_path / "proj"), "--lang", "zh", "--domain", "medical")
     assert code == 0, text
     seeds = (tmp_path / "proj" / "seeds.jsonl").read_text(encoding="utf-8").splitlines()
-    assert 3 <= len(seeds) <= 8 and all("instances" in json.loads(s) for s in seeds)
+    assert len(seeds) >= 10 and all("instances" in json.loads(s) for s in seeds)
+    readme = (tmp_path / "proj" / "README.md").read_text(encoding="utf-8")
+    assert f"holds {len(seeds)} seed tasks" in readme  # promises what it ships (it said "ten to..." with 8)
+    assert "cannot write Chinese" in readme
+    # the config has an out, and the README's commands work from any directory (no `cd my-proj` assumed)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = next(line for line in readme.splitlines() if "--dry-run" in line).split("`")[1]
+    proc = subprocess.run([sys.executable, "-c", "from sftdata.cli import main; main()", *command.split()[1:],
+                           "--json"], capture_output=True, text=True, cwd=elsewhere, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["plan"]
     pipeline = load_pipeline(tmp_path / "proj" / "config.yaml")
     assert pipeline.lang == "zh" and pipeline.seeds == [str(tmp_path / "proj" / "seeds.jsonl")]
+    assert pipeline.out == tmp_path / "proj" / "runs" / "medical-zh"
+    assert str(pipeline.out) in readme
     code, text = run_cli("init", str(tmp_path / "proj"))
     assert code == 2 and "--force" in text
+
+
+def test_top_level_help_lists_every_command() -> None:
+    code, text = run_cli("--help")
+    stage_list = text.split("Stages")[1].split("With no endpoint")[0]
+    assert code == 0 and "  init " in stage_list and "  llm " in stage_list
