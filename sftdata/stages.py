@@ -31,6 +31,8 @@ def run_generate(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     config = dataclasses.replace(section, seeds=list(ctx.pipeline.seeds))
     out = ctx.dir("generate")
     result = generate(config, _llm_config(ctx), out, progress=ctx.progress)
+    if result.get("stop_reason"):
+        ctx.log(f"[generate] {result['stop_reason']}")
     return _kept([out / "accepted.jsonl"], "generate"), result
 
 

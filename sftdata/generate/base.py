@@ -29,6 +29,11 @@ from .parse import Instance, Parsed, Unparsed
 
 STAGE = "generate"
 FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
+# the model does not write the requested language (the embedded 135M model asked for Chinese answers
+# in English): once this many instructions were parsed and this share of them failed the language
+# rule, the run ends early with that explanation instead of crawling on for hours
+WRONG_LANGUAGE_MIN = 30
+WRONG_LANGUAGE_SHARE = 0.8
 
 
 class GenerateStage:
@@ -114,7 +119,26 @@ class GenerateStage:
 
     @property
     def stalled(self) -> bool:
-        return self.stall >= self.config.stall_rounds
+        return self.stall >= self.config.stall_rounds or self.wrong_language
+
+    @property
+    def wrong_language(self) -> bool:
+        instr = self._level("instruction")
+        parsed = self.accepted_instructions() + sum(instr.values())
+        return parsed >= WRONG_LANGUAGE_MIN and instr["language"] >= WRONG_LANGUAGE_SHARE * parsed
+
+    def stop_reason(self) -> str | None:
+        """Why a run ended before its target, in words for the user."""
+        if self.wrong_language:
+            instr = self._level("instruction")
+            parsed = self.accepted_instructions() + sum(instr.values())
+            return (f"stopped early: {instr['language']} of {parsed} instructions the model wrote were not in "
+                    f"'{self.lang}' (rule 'language'); this model does not write that language. Use a model "
+                    "that does (--base-url / --model)")
+        if self.stall >= self.config.stall_rounds:
+            return (f"stopped early: no new task in the last {self.config.stall_rounds} rounds; see rejected.jsonl "
+                    "for why (the model may not follow the prompts)")
+        return None
 
     def progress(self) -> tuple[int, int, str]:
         return self.tasks_done, self.config.num_instructions, \
@@ -319,7 +343,7 @@ class GenerateStage:
             "mode": self.config.mode, "lang": self.lang, "model": self.model,
             "target_instructions": self.config.num_instructions,
             "instructions": self.tasks_done, "pool": len(self.pool), "records": len(self.records),
-            "stalled": self.stalled,
+            "stalled": self.stalled, "stop_reason": self.stop_reason(),
             "table1": table1(self.records),
             "instruction_filter": {
                 "parsed": self.accepted_instructions() + sum(instr.values()),

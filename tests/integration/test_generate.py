@@ -391,3 +391,32 @@ def test_record_jsonl_seeds_and_disabled_rules(tmp_path, make_server):
     _, rejected, pool = check_run(tmp_path / "run", summary, 15, "en", "self-instruct")
     assert reasons(rejected)["rouge"] == 0
     assert all(row["rouge_max"] is None for row in pool)
+
+
+def test_a_model_that_does_not_write_the_language_stops_early_and_says_why(tmp_path, make_server, seeds_zh):
+    """generate --lang zh on a model answering in English reached 1 of 10 instructions in 12 minutes,
+    heading for two hours: now it stops once most instructions fail the language rule, and says why."""
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))  # English, whatever is asked
+    out = tmp_path / "run"
+    proc = cli("generate", "--seeds", str(seeds_zh), "--lang", "zh", "--num-instructions", "50", "--model",
+               "test-model", "--base-url", server.url, "--no-progress", "--round-size", "4",
+               "--out", str(out), "--json", home=tmp_path)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["stalled"] and summary["instructions"] < 50
+    assert "not in 'zh'" in summary["stop_reason"] and "not in 'zh'" in stderr
+    flt = summary["instruction_filter"]
+    assert 30 <= flt["parsed"] < 80 and flt["rejected_language"] >= 0.8 * flt["parsed"]
+
+
+def test_zh_with_the_embedded_model_is_warned_up_front():
+    from sftdata.generate import language_warning
+
+    assert "cannot write Chinese" in language_warning("zh", LLMConfig())
+    assert language_warning("en", LLMConfig()) is None
+    assert language_warning("zh", LLMConfig(base_urls=["http://x/v1"], model="m")) is None
+    code = subprocess.run([sys.executable, "-c", "from sftdata.cli import main; main()", "generate", "--help"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    examples = code.stdout.split("Examples:")[1]
+    assert all("--base-url" in line or "\\" in line for line in examples.splitlines() if "--lang zh" in line)
