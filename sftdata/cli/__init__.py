@@ -9,6 +9,7 @@ from __future__ import annotations
 import importlib
 import os
 import sys
+import threading
 import traceback
 
 import click
@@ -49,6 +50,17 @@ for _name in COMMAND_MODULES:
     cli.add_command(importlib.import_module(f".{_name}", __name__).command)
 
 
+def _exit_now(code: int) -> None:
+    """Exit with ``code``; without joining a worker thread still busy (the local engine finishing a
+    batch nobody waits for any more: the interpreter would join it at exit, for a minute or more)."""
+    busy = [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t.name.startswith("asyncio_")]
+    if busy:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("SFTDATA_DEBUG") == "1"
 
@@ -68,7 +80,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("interrupted (state saved; re-run the same command to resume)", err=True)
-        sys.exit(130)
+        _exit_now(130)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 import time
 from dataclasses import asdict
 from typing import Any, Protocol
@@ -84,10 +86,53 @@ def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
     started = time.perf_counter()
     bar = tqdm(desc=desc, unit="rec", disable=not progress, dynamic_ncols=True, leave=True)
     try:
-        return asyncio.run(_loop(stage, rundir, llm, round_no, started, bar, desc))
+        return run_interruptibly(_loop(stage, rundir, llm, round_no, started, bar, desc))
     finally:
         bar.close()
         rundir.close()
+
+
+STOPPING = "\nstopping... (the last finished round is saved; the same command resumes)\n"
+
+
+def run_interruptibly(coro: Any) -> Any:
+    """``asyncio.run(coro)``, but Ctrl-C says "stopping..." at once, cancels the work in flight and raises
+    KeyboardInterrupt without waiting for it to wind down.
+
+    asyncio.run waits for its thread pool on the way out (up to 5 minutes), and the local engine
+    generates a whole batch in a pool thread: that was the minute or two a Ctrl-C took. The journals
+    and checkpoints are complete at every moment (a round is redone from the last checkpoint, its paid
+    answers from the cache), so nothing is lost by not waiting; the CLI exits without joining the thread.
+    """
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(coro)
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        sys.stderr.write(STOPPING)
+        sys.stderr.flush()
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        handled = True
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
+        handled = False
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the thread pool down without waiting for a batch still generating
 
 
 async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm,

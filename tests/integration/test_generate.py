@@ -420,3 +420,31 @@ def test_zh_with_the_embedded_model_is_warned_up_front():
                           capture_output=True, text=True, cwd=ROOT, timeout=120)
     examples = code.stdout.split("Examples:")[1]
     assert all("--base-url" in line or "\\" in line for line in examples.splitlines() if "--lang zh" in line)
+
+
+def test_ctrl_c_mid_request_says_stopping_and_exits_130_within_5_s(tmp_path, make_server, seeds_en):
+    """Ctrl-C took 60-110 s and printed nothing meanwhile: now "stopping..." at once, the requests in
+    flight cancelled, exit 130 within 5 s, and the same command resumes."""
+    seeds = [s[0] for s in SEEDS_EN]
+    slow = make_server(reply=make_reply(seeds, "en"), latency=30)
+    out = tmp_path / "run"
+    args = ["generate", "--seeds", str(seeds_en), "--num-instructions", "6", "--instances-per-task", "2",
+            "--model", "test-model", "--no-progress", "--round-size", "2", "--out", str(out)]
+    proc = cli(*args, "--base-url", slow.url, home=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and slow.count < 1:
+        time.sleep(0.05)
+    assert slow.count >= 1, "no request reached the server"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130 and took < 5, (proc.returncode, took, stderr)
+    assert "stopping..." in stderr and "Traceback" not in stderr, stderr
+    assert stderr.index("stopping...") < stderr.index("interrupted")
+    slow.latency = 0  # the same endpoint, answering at once now: the run resumes
+    proc = cli(*args, "--base-url", slow.url, home=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert sum(1 for row in read(out / "instructions.jsonl") if row["instances"]) == 6
