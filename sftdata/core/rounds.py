@@ -84,7 +84,9 @@ def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
     round_no = state.get("round", 0) if state else 0
     stage.restore(rundir, state.get("stage") if state else None)
     started = time.perf_counter()
-    bar = tqdm(desc=desc, unit="rec", disable=not progress, dynamic_ncols=True, leave=True)
+    # smoothing=0: the ETA is (target - done) at the average rate since the start, which a slow first
+    # round does not throw off the way tqdm's moving average of a few round-end jumps does
+    bar = tqdm(desc=desc, unit="task", disable=not progress, dynamic_ncols=True, leave=True, smoothing=0)
     try:
         return run_interruptibly(_loop(stage, rundir, llm, round_no, started, bar, desc))
     finally:
@@ -137,6 +139,7 @@ def run_interruptibly(coro: Any) -> Any:
 
 async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm,
                 desc: str = "") -> dict:
+    ticker = asyncio.create_task(_tick(bar, stage, llm)) if not bar.disable else None
     try:
         while not stage.done():
             await stage.run_round(llm, round_no)
@@ -155,7 +158,19 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
                          f"a {desc or 'stage'} run")
         return _write_stats(stage, rundir, llm, started, finished=True)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         await llm.aclose()
+
+
+TICK_SECONDS = 1.0
+
+
+async def _tick(bar: tqdm, stage: Stage, llm: LLM) -> None:
+    """Redraw the bar every second while a round runs: requests and tokens as they move, elapsed, ETA."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        _update_bar(bar, stage, llm)
 
 
 def _budget_message(llm: LLM) -> str:
@@ -170,8 +185,13 @@ def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
     bar.total = target
     bar.n = min(done, target) if target else done
     cost = f" ${llm.stats.cost_usd:.3f}" if llm.config.price_in is not None else ""
-    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens
-    bar.set_postfix_str(f"{postfix} req={llm.stats.sent}+{llm.stats.cached}c tok={tokens}{cost}")
+    live = llm.live  # answers of the round still running, not yet in llm.stats
+    answered = llm.stats.succeeded + llm.stats.failed + live.answered
+    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens
+    flying = f" ({live.in_flight} in flight)" if live.in_flight else ""
+    bar.set_postfix_str(f"{postfix} req={answered}/{llm.stats.sent}{flying}+{llm.stats.cached}c tok={tokens}{cost}",
+                        refresh=False)
+    bar.refresh()
 
 
 def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:

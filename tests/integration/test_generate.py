@@ -448,3 +448,21 @@ def test_ctrl_c_mid_request_says_stopping_and_exits_130_within_5_s(tmp_path, mak
     _, stderr = proc.communicate(timeout=120)
     assert proc.returncode == 0, stderr
     assert sum(1 for row in read(out / "instructions.jsonl") if row["instances"]) == 6
+
+
+def test_the_progress_bar_moves_while_requests_are_out(tmp_path, make_server, seeds_en):
+    """The bar sat at "0rec [00:00, ?rec/s]" for minutes: it now redraws every second with requests in
+    flight, answers and tokens as they arrive, and an ETA once a task is done."""
+    import re
+
+    seeds = [s[0] for s in SEEDS_EN]
+    server = make_server(reply=make_reply(seeds, "en"), latency=1.5)
+    proc = cli("generate", "--seeds", str(seeds_en), "--num-instructions", "4", "--instances-per-task", "2",
+               "--model", "test-model", "--base-url", server.url, "--round-size", "2", "--out", str(tmp_path / "r"),
+               home=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    frames = re.split(r"[\r\n]", stderr)
+    assert any(re.search(r" 0/4 \[.*in flight", f) for f in frames), stderr[-2000:]
+    assert any(re.search(r" 0/4 \[.*req=[1-9]\d*/\d+.*tok=[1-9]", f) for f in frames), stderr[-2000:]
+    assert any(re.search(r" [1-3]/4 \[\d\d:\d\d<\d\d:\d\d", f) for f in frames), stderr[-2000:]
