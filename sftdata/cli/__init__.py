@@ -11,6 +11,7 @@ import os
 import sys
 import threading
 import traceback
+import warnings
 
 import click
 
@@ -65,8 +66,20 @@ def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("SFTDATA_DEBUG") == "1"
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' noise out of our output: their progress bars ("Loading weights", "Writing model
+    shards", datasets' map bars: ours say what is going on), FutureWarnings about their own APIs and
+    their info logs. Set before they are imported; an environment variable the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and datasets' bars too
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for module in ("transformers", "peft", "trl", "datasets", "accelerate", "torch", "huggingface_hub"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{module}(\.|$)")
+
+
 def main(argv: list[str] | None = None) -> None:
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     debug = _debug_requested(argv)
     try:
         cli.main(args=argv, prog_name="sftdata", standalone_mode=False)
