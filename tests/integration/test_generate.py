@@ -72,7 +72,9 @@ def check_run(out: Path, summary: dict, target: int, lang: str, source: str) -> 
     assert table["avg_output_length"] > 0
     flt = summary["instruction_filter"]
     assert flt["parsed"] == flt["accepted"] + sum(v for k, v in flt.items() if k.startswith("rejected_"))
-    levels = Counter(row["detail"]["level"] for row in rejected)
+    levels = Counter()  # a rejection repeated in the run is one line with its count
+    for row in rejected:
+        levels[row["detail"]["level"]] += row.get("count", 1)
     assert flt["parsed"] - flt["accepted"] == levels["instruction"]
     inst = summary["instance_filter"]
     assert inst["parsed"] - inst["accepted"] == levels["instance"]
