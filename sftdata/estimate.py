@@ -1,67 +1,47 @@
 """An estimate of what a pipeline run will ask of the LLM: requests, tokens, cost, and time.
 
-It is arithmetic on the config, not a measurement, and not a bound: how many requests Self-Instruct
-needs depends on how many proposed instructions the filters keep, which ranges from under 5% (the
-embedded 135M model) to about 80% (a strong model). So the estimate is given at two acceptance rates:
-50% (``requests``, the figure for a capable model) and 15% (``requests_at_low_acceptance``, a weak
-one). Prompts are sized as the shipped templates, replies as their whole ``max_tokens``. Time is
-requests divided by a *measured* request rate of the same backend and model: the one the last
-finished LLM stage (or ``sftdata llm bench``) recorded in ``$SFTDATA_HOME/speed.json``.
+It is arithmetic on the config (each stage's ``StageSpec.estimate``), not a measurement, and not a
+bound: how many requests Self-Instruct needs depends on how many proposed instructions the filters
+keep, which ranges from under 5% (the embedded 135M model) to about 80% (a strong model). So the
+estimate is given at two acceptance rates: 50% (``requests``, the figure for a capable model) and
+15% (``requests_at_low_acceptance``, a weak one). Prompts are sized as the shipped templates,
+replies as their whole ``max_tokens``. Time is requests divided by a *measured* request rate of the
+same backend and model: the one the last finished LLM stage (or ``sftdata llm bench``) recorded in
+``$SFTDATA_HOME/speed.json``.
 """
 
 from __future__ import annotations
 
+import inspect
 import json
-import math
 import time
 from typing import Any
 
 ASSUMED_ACCEPTANCE = 0.5
 LOW_ACCEPTANCE = 0.15
 CHARS_PER_TOKEN = {"en": 4.0, "zh": 1.5}
+ASSUMED_INPUT_RECORDS = 200  # a stage's input when no earlier stage says how many records it makes
 SPEED_FILE = "speed.json"
 
 
-def _tokens(chars: float, lang: str) -> int:
+def tokens(chars: float, lang: str) -> int:
+    """Tokens of ``chars`` characters of ``lang`` text (a rough, tokenizer-free guess)."""
     return int(chars / CHARS_PER_TOKEN.get(lang, 4.0))
 
 
-def _generate(section: Any, lang: str, acceptance: float) -> tuple[int, int, int]:
-    n = section.num_instructions
-    max_tokens = section.max_tokens or 1024
-    prompt_chars = 1200 + 200 * (section.seed_tasks_in_prompt or 6)
-    if section.mode == "alpaca":
-        requests = math.ceil(n / (section.alpaca_tasks_per_request * acceptance))
-        return requests, requests * _tokens(prompt_chars, lang), requests * max_tokens
-    proposals = math.ceil(n / (section.instructions_per_request * acceptance))
-    requests = proposals + 2 * n  # + one classification and one instance request per kept instruction
-    prompt = proposals * _tokens(prompt_chars, lang) + n * _tokens(2500, lang) + n * _tokens(1500, lang)
-    completion = proposals * max_tokens + n * 8 + n * max_tokens
-    return requests, prompt, completion
-
-
-def _augment(section: Any, records: int, lang: str) -> tuple[int, int, int]:
-    if section.limit is not None:
-        records = min(records, section.limit)
-    ops = section.resolved_ops()
-    per_op = {op: (0 if op.startswith("rule:") else 2 if op == "paraphrase" else 3) for op in ops}
-    per_record = sum(per_op.values()) if section.ops_per_record is None else \
-        section.ops_per_record * sum(per_op.values()) / max(1, len(ops))
-    requests = int(records * per_record * section.rounds)
-    return requests, requests * _tokens(1500, lang), requests * section.max_tokens
-
-
 def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int]:
-    requests = prompt = completion = 0
-    generate = pipeline.stages.get("generate")
-    records = 0
-    if generate is not None:
-        requests, prompt, completion = _generate(generate, lang, acceptance)
-        records = generate.num_instructions * generate.instances_per_task
-    augment = pipeline.stages.get("augment")
-    if augment is not None:
-        r, p, c = _augment(augment, records or 200, lang)
+    """Requests and tokens over the stages that call the LLM; ``acceptance`` goes to the stages that take it."""
+    from . import registry
+
+    requests = prompt = completion = records = 0
+    for spec in registry.specs():
+        section = pipeline.stages.get(spec.name)
+        if section is None or spec.estimate is None:
+            continue
+        extra = {"acceptance": acceptance} if "acceptance" in inspect.signature(spec.estimate).parameters else {}
+        r, p, c, out = spec.estimate(section, lang, records or ASSUMED_INPUT_RECORDS, **extra)
         requests, prompt, completion = requests + r, prompt + p, completion + c
+        records = out or records
     return requests, prompt, completion
 
 
@@ -108,7 +88,7 @@ def _duration(seconds: float) -> str:
 
 def _time(pipeline: Any, requests: int, low: int) -> str:
     llm = pipeline.llm
-    backend = "openai" if llm.base_url else "local"
+    backend = "openai" if llm.base_urls else "local"
     model = llm.model or ""
     speed = measured_speed(backend, model)
     if speed is None:
@@ -125,17 +105,16 @@ def estimate(pipeline: Any) -> dict[str, Any]:
     low, low_prompt, low_completion = _totals(pipeline, lang, LOW_ACCEPTANCE)
     llm = pipeline.llm
     result: dict[str, Any] = {
-        "backend": "openai-compatible" if llm.base_url else "local (embedded model, no cost)",
+        "backend": "openai-compatible" if llm.base_urls else "local (embedded model, no cost)",
         "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
         "requests_at_low_acceptance": low,
         "time": _time(pipeline, requests, low),
     }
-    if llm.base_url:
+    if llm.base_urls:
         if llm.price_in is not None and llm.price_out is not None:
-            cost = (prompt * llm.price_in + completion * llm.price_out) / 1e6
-            high = (low_prompt * llm.price_in + low_completion * llm.price_out) / 1e6
-            result["cost_usd"] = round(cost, 4)
-            result["cost_usd_at_low_acceptance"] = round(high, 4)
+            result["cost_usd"] = round((prompt * llm.price_in + completion * llm.price_out) / 1e6, 4)
+            result["cost_usd_at_low_acceptance"] = round(
+                (low_prompt * llm.price_in + low_completion * llm.price_out) / 1e6, 4)
         else:
             result["cost_usd"] = "n/a (set llm.price_in / llm.price_out)"
     result["error"] = (f"an estimate, not a bound: it assumes {ASSUMED_ACCEPTANCE:.0%} of proposed instructions "

@@ -6,54 +6,12 @@
 Re-running with the same directory resumes; ``fresh=True`` starts over.
 """
 
-from __future__ import annotations
-
-import os
-import sys
-from dataclasses import replace
-from pathlib import Path
-from typing import Any
-
-from ..core.rounds import run_stage
-from ..core.rundir import RunDir
-from ..llm.client import LLMConfig, make_llm
+from ..core.stage import StageSpec
+from .api import generate, language_warning
 from .config import GenerateConfig, SeedTask, load_seeds
+from .step import estimate, run
 
-__all__ = ["GenerateConfig", "SeedTask", "generate", "language_warning", "load_seeds"]
+__all__ = ["GenerateConfig", "SeedTask", "generate", "language_warning", "load_seeds", "SPEC"]
 
-
-def language_warning(lang: str | None, llm_config: LLMConfig) -> str | None:
-    """Said up front: the embedded model answers in English whatever the prompt's language."""
-    if lang == "zh" and llm_config.backend == "local" and not llm_config.model:
-        return ("the embedded SmolLM2-135M-Instruct cannot write Chinese (it answers in English): expect almost "
-                "nothing accepted; the run stops once most instructions fail the language rule. For Chinese data "
-                "use an endpoint (--base-url, --model)")
-    return None
-
-
-def generate(config: GenerateConfig, llm_config: LLMConfig, out_dir: str | os.PathLike[str], *,
-             fresh: bool = False, progress: bool = True) -> dict[str, Any]:
-    """Run (or resume) the generate stage into ``out_dir``; returns the summary also in stats.json.
-
-    Raises ConfigError / DataError for bad settings or seed files before anything is sent,
-    EndpointUnavailable when the endpoint stays down, BudgetExhausted at ``--max-requests`` /
-    ``--max-cost`` (state saved: raise the budget and re-run).
-    """
-    from .alpaca import AlpacaStage
-    from .self_instruct import SelfInstructStage
-
-    config.validate()
-    llm_config.validate()
-    seeds, lang, files = load_seeds(config.seeds, config.lang)
-    # the resolved language and absolute seed paths: a resume from another directory is the same run
-    config = replace(config, lang=lang, seeds=[str(Path(f).resolve()) for f in files])
-    stage_cls = SelfInstructStage if config.mode == "self-instruct" else AlpacaStage
-    stage = stage_cls(config, seeds, lang)
-    warning = language_warning(lang, llm_config)
-    if warning:
-        sys.stderr.write(f"warning: {warning}\n")
-    rundir = RunDir(out_dir, fresh=fresh)
-    run_config = {"stage": "generate", "generate": config.public(),
-                  "llm": llm_config.public()}
-    llm = make_llm(llm_config, rundir)
-    return run_stage(stage, rundir, llm, run_config, progress=progress, desc=f"generate ({config.mode}, {lang})")
+SPEC = StageSpec("generate", GenerateConfig, run, uses_llm=True, estimate=estimate,
+                 help="Self-Instruct / Alpaca bootstrap from seed tasks")

@@ -114,6 +114,8 @@ def test_resume_at_the_unfinished_stage(tmp_path: Path, make_server) -> None:
     ("llm.concurrency=0", "llm.concurrency"),
     ("finetune.enabled=maybe", "finetune.enabled"),
     ("finetune.data=x.jsonl", "finetune.data"),
+    ("eval.base=false", "eval.base"),  # once accepted and silently ignored
+    ("export.formats=[alpaca,chatml]", "export.formats"),
     ("colour=blue", "colour"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, override: str, key: str) -> None:
@@ -175,6 +177,7 @@ def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
                           env={**os.environ, "PYTHONPATH": str(ROOT)})
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout)["plan"]
+    assert "`sftdata run --list-keys`" in (tmp_path / "proj" / "config.yaml").read_text(encoding="utf-8")
     pipeline = load_pipeline(tmp_path / "proj" / "config.yaml")
     assert pipeline.lang == "zh" and pipeline.seeds == [str(tmp_path / "proj" / "seeds.jsonl")]
     assert pipeline.out == tmp_path / "proj" / "runs" / "medical-zh"
