@@ -8,7 +8,7 @@ from pathlib import Path
 from .core.errors import ConfigError
 from .core.paths import seeds_dir
 
-SEEDS_PER_PROJECT = 8
+GENERAL_SEEDS = 20  # tasks picked from the general seed file when no seed file of the domain ships
 # words that pick seed tasks of a domain from the general seed file when no domain file ships
 DOMAIN_WORDS = {
     "medical": ["health", "medic", "symptom", "doctor", "patient", "drug", "健康", "医", "症", "药", "病"],
@@ -19,27 +19,30 @@ DOMAIN_WORDS = {
 
 
 def domain_seed_tasks(lang: str, domain: str) -> list[dict]:
+    """Every task of the shipped ``<domain>-<lang>`` seed file; else up to GENERAL_SEEDS tasks of the general
+    file, those mentioning the domain first."""
     shipped = seeds_dir() / "domains" / f"{domain}-{lang}.jsonl"
     if shipped.exists():
-        return _read_tasks(shipped)[:SEEDS_PER_PROJECT]
+        return _read_tasks(shipped)
     tasks = _read_tasks(seeds_dir() / f"{lang}.jsonl")
     words = DOMAIN_WORDS.get(domain, [domain.lower()])
     picked = [t for t in tasks if any(w in t["instruction"].lower() for w in words)]
-    # a handful of general tasks as well, so the model sees a varied list in its prompt
-    picked += [t for t in tasks if t not in picked][: max(0, SEEDS_PER_PROJECT - len(picked))]
-    return picked[:SEEDS_PER_PROJECT]
+    # general tasks as well, so the model sees a varied list in its prompt
+    picked += [t for t in tasks if t not in picked][: max(0, GENERAL_SEEDS - len(picked))]
+    return picked[:GENERAL_SEEDS]
 
 
 def _read_tasks(path: Path) -> list[dict]:
     return [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
 
 
-def _config(lang: str, domain: str) -> str:
+def _config(lang: str, domain: str, out: Path) -> str:
     return f"""# sftdata pipeline for a {domain} dataset ({lang}). Every key, its default and help: `sftdata run --list-keys`.
 name: {domain}-{lang}
 lang: {lang}
 seed: 0
 seeds: seeds.jsonl            # relative to this file
+out: {json.dumps(str(out), ensure_ascii=False)}   # absolute: runs land here from any directory (moved the project? edit it)
 
 llm:
   # No base_url: the embedded SmolLM2-135M-Instruct answers, offline (good for a dry run, weak data).
@@ -81,27 +84,41 @@ report: {{}}
 """
 
 
-def _readme(lang: str, domain: str) -> str:
+def _readme(lang: str, domain: str, root: Path, seeds: int, shipped: bool) -> str:
+    config, out = _quote(root / "config.yaml"), root / "runs" / f"{domain}-{lang}"
+    origin = (f"sftdata's {domain} seed set" if shipped else
+              f"sftdata's general {lang} seed set, tasks mentioning {domain} first")
+    warning = ("\n   The embedded model cannot write Chinese: use a real endpoint for this project.\n"
+               if lang == "zh" else "")
     return f"""# {domain} dataset ({lang})
 
-Made with `sftdata init`. Next steps:
+Made with `sftdata init`. The commands below use absolute paths: they work from any directory.
 
-1. Edit `seeds.jsonl`: one task per line, `{{"id", "name", "instruction", "instances": [{{"input", "output"}}],
-   "is_classification"}}`. Ten to a few hundred good, varied tasks of your domain make the difference.
-2. Point `config.yaml` at your endpoint (`llm.base_url`, `llm.model`; `export OPENAI_API_KEY=...`).
-3. Look before you pay: `sftdata run config.yaml --dry-run` prints the plan and an estimate of requests,
-   tokens and cost.
-4. Run it: `sftdata run config.yaml`. Interrupt it any time; the same command resumes.
-5. Open `runs/{domain}-{lang}/report/report.html`; the data is in `runs/{domain}-{lang}/export/`.
+1. Edit `{root / "seeds.jsonl"}`: it holds {seeds} seed tasks from {origin}, one task per line,
+   `{{"id", "name", "instruction", "instances": [{{"input", "output"}}], "is_classification"}}`.
+   Replace them with tasks of your own: Self-Instruct started from 175; ten to a few hundred good,
+   varied tasks of your domain make the difference.
+2. Point `{config}` at your endpoint (`llm.base_url`, `llm.model`; `export OPENAI_API_KEY=...`).{warning}
+3. Look before you pay: `sftdata run {config} --dry-run` prints the plan and an estimate of requests,
+   tokens, cost and time.
+4. Run it: `sftdata run {config}`. Interrupt it any time (Ctrl-C); the same command resumes.
+5. Open `{out / "report" / "report.html"}`; the data is in `{out / "export"}`.
 """
 
 
+def _quote(path: Path) -> str:
+    text = str(path)
+    return f"'{text}'" if any(c in text for c in " \"'$`&;|()<>*?[]{{}}") else text
+
+
 def scaffold(directory: str | Path, lang: str = "en", domain: str = "general", force: bool = False) -> list[Path]:
-    root = Path(directory)
+    root = Path(directory).resolve()
+    seeds = domain_seed_tasks(lang, domain)
+    shipped = (seeds_dir() / "domains" / f"{domain}-{lang}.jsonl").exists()
     files = {
-        root / "config.yaml": _config(lang, domain),
-        root / "seeds.jsonl": "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in domain_seed_tasks(lang, domain)),
-        root / "README.md": _readme(lang, domain),
+        root / "config.yaml": _config(lang, domain, root / "runs" / f"{domain}-{lang}"),
+        root / "seeds.jsonl": "".join(json.dumps(t, ensure_ascii=False) + "\n" for t in seeds),
+        root / "README.md": _readme(lang, domain, root, len(seeds), shipped),
     }
     existing = [p for p in files if p.exists()]
     if existing and not force:

@@ -9,7 +9,8 @@ from ..core.errors import ConfigError
 from ..core.settings import setting
 
 NORMALIZE_RULES = ("control-chars", "html", "nfkc", "whitespace", "code-fence")
-REMOVE_RULES = ("empty", "refusal", "repeats-instruction", "repetition", "truncated", "length-outlier")
+REMOVE_RULES = ("empty", "refusal", "repeats-instruction", "repetition", "truncated", "length-outlier",
+                "decode-damage", "scaffolding", "answer-shaped", "copied-example")  # the last four: clean/junk.py
 OPTIONAL_RULES = ("pii",)
 RULES = NORMALIZE_RULES + REMOVE_RULES + OPTIONAL_RULES
 GROUPS = {"normalize": NORMALIZE_RULES}

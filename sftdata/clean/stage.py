@@ -17,6 +17,11 @@ rules at once) and counted:
       truncated           cut off by the length limit (meta finish_reason, or heuristics)
       length-outlier      robust z-score of log output length above --outlier-z (long ones;
                           short ones too with --outlier-short)
+      decode-damage       U+FFFD replacement characters (a multi-byte character cut by a decoder)
+      scaffolding         the generation prompt's framing in a record ("Task 9:", "Here is a sample ...")
+      answer-shaped       an instruction that is an answer ("Yes, ...") or list debris ("c. 3. ...")
+      copied-example      an input or output copying an example the generation prompts show
+                          (normalized, or ROUGE-L > 0.7; see clean/junk.py)
     optional
       pii                 --mask-pii: [EMAIL], [PHONE], [ID_NUMBER] placeholders
 
@@ -38,7 +43,7 @@ from ..core.errors import ConfigError
 from ..core.records import Record, read_all, rejected, write_jsonl
 from ..core.rundir import RunDir
 from ..core.stats import is_cjk_lang
-from . import rules, text
+from . import junk, rules, text
 from .config import GROUPS, NORMALIZE_RULES, OPTIONAL_RULES, REMOVE_RULES, RULES, CleanConfig  # noqa: F401
 
 STAGE = "clean"
@@ -137,6 +142,30 @@ def removal(rec: Record, config: CleanConfig) -> tuple[str, dict[str, Any]] | No
             detail = detect(rec)
             if detail is not None:
                 return name, detail
+    return _junk(rec, config)
+
+
+def _junk(rec: Record, config: CleanConfig) -> tuple[str, dict[str, Any]] | None:
+    """clean/junk.py's detectors, each under its own rule name."""
+    checks = (("decode-damage", lambda: junk.decode_damage(rec.instruction, rec.input, rec.output)),
+              ("scaffolding", lambda: junk.scaffolding(rec.instruction, rec.input, rec.output)),
+              ("answer-shaped", lambda: junk.answer_shaped(rec.instruction)),
+              ("copied-example", lambda: _copied_example(rec)))
+    for name, check in checks:
+        if config.on(name):
+            found = check()
+            if found is not None:
+                return name, found[1]
+    return None
+
+
+def _copied_example(rec: Record) -> tuple[str, dict[str, Any]] | None:
+    langs = [rec.lang] if rec.lang in ("en", "zh") else ["en", "zh"]
+    examples = [text for lang in langs for text in junk.template_examples(lang)]
+    for field_name, value in (("input", rec.input), ("output", rec.output)):
+        detail = junk.copied(value, examples)
+        if detail is not None:
+            return "copied_example", {"field": field_name, **detail}
     return None
 
 

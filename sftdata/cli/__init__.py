@@ -11,7 +11,9 @@ import importlib
 import os
 import sqlite3
 import sys
+import threading
 import traceback
+import warnings
 
 import click
 
@@ -59,6 +61,20 @@ for _name in COMMAND_MODULES:
     cli.add_command(importlib.import_module(f".{_name}", __name__).command)
 
 
+def _exit_now(code: int, process: bool) -> None:
+    """Exit with ``code`` at once after Ctrl-C: without joining a worker thread still busy (the local
+    engine finishing a batch nobody waits for: the interpreter would join it, for a minute or more)
+    and, in the ``sftdata`` process itself, without the interpreter's teardown (seconds under load).
+    Everything that matters is on disk already: journals are flushed per line, the run directory and
+    the cache were closed on the way out."""
+    busy = [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t.name.startswith("asyncio_")]
+    if busy or process:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 def _debug_requested(argv: list[str]) -> bool:
     return "--debug" in argv or os.environ.get("SFTDATA_DEBUG") == "1"
 
@@ -89,8 +105,21 @@ def _surrogate_safe_stdout() -> None:
         reconfigure(errors="surrogateescape")
 
 
+def quiet_libraries() -> None:
+    """Keep the libraries' noise out of our output: their progress bars ("Loading weights", "Writing model
+    shards", datasets' map bars: ours say what is going on), FutureWarnings about their own APIs and
+    their info logs. Set before they are imported; an environment variable the user set wins."""
+    os.environ.setdefault("HF_HUB_DISABLE_PROGRESS_BARS", "1")  # transformers' and datasets' bars too
+    os.environ.setdefault("TRANSFORMERS_VERBOSITY", "error")
+    os.environ.setdefault("TRANSFORMERS_NO_ADVISORY_WARNINGS", "1")
+    for module in ("transformers", "peft", "trl", "datasets", "accelerate", "torch", "huggingface_hub"):
+        warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{module}(\.|$)")
+
+
 def main(argv: list[str] | None = None) -> None:
+    argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
+    quiet_libraries()
     debug = _debug_requested(argv)
     _surrogate_safe_stdout()
     try:
@@ -111,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
         click.echo("interrupted (state saved; re-run the same command to resume)", err=True)
-        sys.exit(130)
+        _exit_now(130, process=argv_given is None)
     except click.ClickException as exc:
         exc.show()
         sys.exit(exc.exit_code)

@@ -23,7 +23,8 @@ def command(out_dir: str, fresh: bool, no_progress: bool, as_json: bool, **kwarg
     \b
     Examples:
       sftdata generate --out runs/en --num-instructions 100            # embedded model, offline
-      sftdata generate --out runs/zh --lang zh --num-instructions 50
+      sftdata generate --out runs/zh --lang zh --num-instructions 50 \\
+          --base-url http://localhost:8000/v1 --model Qwen/Qwen2.5-7B-Instruct   # a model that writes Chinese
       sftdata generate --seeds seed_tasks.jsonl --out runs/api --num-instructions 5000 \\
           --base-url https://api.openai.com/v1 --model gpt-4o-mini --concurrency 32 --max-cost 5
     Output in --out: instructions.jsonl, accepted.jsonl, rejected.jsonl, failures.jsonl, stats.json.
@@ -32,7 +33,6 @@ def command(out_dir: str, fresh: bool, no_progress: bool, as_json: bool, **kwarg
     config = from_options(GenerateConfig, kwargs)
     summary = generate(config, llm_config, out_dir, fresh=fresh, progress=not no_progress)
     if summary["stalled"]:
-        click.echo(f"warning: stopped early: no new task in the last {config.stall_rounds} rounds; see "
-                   f"{out_dir}/rejected.jsonl for why (the model may not follow the prompts)", err=True)
+        click.echo(f"warning: {summary['stop_reason']} ({out_dir}/rejected.jsonl)", err=True)
     print_summary(f"generate: {summary['instructions']} instructions, {summary['records']} records in {out_dir}",
                   summary, as_json)

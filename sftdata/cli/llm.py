@@ -65,6 +65,8 @@ def bench(count: int, max_tokens: int, temperature: float, top_p: float, as_json
     completions = llm.complete_sync(requests)
     seconds = time.perf_counter() - started
     tokens = sum(c.usage.completion_tokens for c in completions)
+    from ..estimate import record_speed
+    record_speed(llm.backend.name, config.model or "", count, seconds, f"llm bench ({max_tokens} tokens per reply)")
     print_summary("llm bench", {
         "backend": config.backend, "model": llm.model_name, "requests": count,
         "failed": sum(not c.ok for c in completions), "seconds": round(seconds, 3),

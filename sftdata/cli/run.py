@@ -53,7 +53,7 @@ def command(config: str | None, overrides: tuple[str, ...], out: str | None, dry
         click.echo(f"run directory: {pipeline.out}")
         for step in steps:
             click.echo(f"  {step['stage']:<9} {step['action']}")
-        click.echo("estimate (LLM stages, upper bound for a fresh run):")
+        click.echo("estimate (LLM stages, a fresh run; not a bound, see error):")
         for key, value in guess.items():
             click.echo(f"  {key}: {value}")
         return

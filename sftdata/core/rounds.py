@@ -13,6 +13,8 @@ from __future__ import annotations
 
 import asyncio
 import json
+import signal
+import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
@@ -90,15 +92,62 @@ def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
     round_no = state.get("round", 0) if state else 0
     stage.restore(rundir, state.get("stage") if state else None)
     started = time.perf_counter()
-    bar = tqdm(desc=desc, unit="rec", disable=not progress, dynamic_ncols=True, leave=True)
+    # smoothing=0: the ETA is (target - done) at the average rate since the start, which a slow first
+    # round does not throw off the way tqdm's moving average of a few round-end jumps does
+    bar = tqdm(desc=desc, unit="task", disable=not progress, dynamic_ncols=True, leave=True, smoothing=0)
     try:
-        return asyncio.run(_loop(stage, rundir, llm, round_no, started, bar))
+        return run_interruptibly(_loop(stage, rundir, llm, round_no, started, bar, desc))
     finally:
         bar.close()
         rundir.close()
 
 
-async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm) -> dict:
+STOPPING = "\nstopping... (the last finished round is saved; the same command resumes)\n"
+
+
+def run_interruptibly(coro: Any) -> Any:
+    """``asyncio.run(coro)``, but Ctrl-C says "stopping..." at once, cancels the work in flight and raises
+    KeyboardInterrupt without waiting for it to wind down.
+
+    asyncio.run waits for its thread pool on the way out (up to 5 minutes), and the local engine
+    generates a whole batch in a pool thread: that was the minute or two a Ctrl-C took. The journals
+    and checkpoints are complete at every moment (a round is redone from the last checkpoint, its paid
+    answers from the cache), so nothing is lost by not waiting; the CLI exits without joining the thread.
+    """
+    loop = asyncio.new_event_loop()
+    task = loop.create_task(coro)
+    interrupted = False
+
+    def on_sigint() -> None:
+        nonlocal interrupted
+        if interrupted:
+            return
+        interrupted = True
+        sys.stderr.write(STOPPING)
+        sys.stderr.flush()
+        task.cancel()
+
+    try:
+        loop.add_signal_handler(signal.SIGINT, on_sigint)
+        handled = True
+    except (ValueError, RuntimeError, NotImplementedError):  # not the main thread, or no signals here
+        handled = False
+    try:
+        return loop.run_until_complete(task)
+    except asyncio.CancelledError:
+        if interrupted:
+            raise KeyboardInterrupt from None
+        raise
+    finally:
+        if handled:
+            loop.remove_signal_handler(signal.SIGINT)
+        loop.run_until_complete(loop.shutdown_asyncgens())
+        loop.close()  # shuts the thread pool down without waiting for a batch still generating
+
+
+async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm,
+                desc: str = "") -> dict:
+    ticker = asyncio.create_task(_tick(bar, stage, llm)) if not bar.disable else None
     try:
         while not stage.done():
             await stage.run_round(llm, round_no)
@@ -108,9 +157,28 @@ async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: 
             _update_bar(bar, stage, llm)
             if llm.exhausted:
                 raise BudgetExhausted(_budget_message(llm))
+        finish = getattr(stage, "finish", None)  # optional: tidy the journals of a finished stage
+        if finish is not None:
+            finish(rundir)
+        if llm.stats.cached * 10 < llm.stats.sent:  # a mostly fresh run: its rate is the backend's
+            from ..estimate import record_speed
+            record_speed(llm.backend.name, llm.config.model or "", llm.stats.sent, llm.stats.seconds,
+                         f"a {desc or 'stage'} run")
         return _write_stats(stage, rundir, llm, started, finished=True)
     finally:
+        if ticker is not None:
+            ticker.cancel()
         await llm.aclose()
+
+
+TICK_SECONDS = 1.0
+
+
+async def _tick(bar: tqdm, stage: Stage, llm: LLM) -> None:
+    """Redraw the bar every second while a round runs: requests and tokens as they move, elapsed, ETA."""
+    while True:
+        await asyncio.sleep(TICK_SECONDS)
+        _update_bar(bar, stage, llm)
 
 
 def _budget_message(llm: LLM) -> str:
@@ -125,8 +193,13 @@ def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
     bar.total = target
     bar.n = min(done, target) if target else done
     cost = f" ${llm.spend.cost:.3f}" if llm.config.price_in is not None else ""
-    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens
-    bar.set_postfix_str(f"{postfix} req={llm.stats.sent}+{llm.stats.cached}c tok={tokens}{cost}")
+    live = llm.live  # answers of the round still running, not yet in llm.stats
+    answered = llm.stats.succeeded + llm.stats.failed + live.answered
+    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens
+    flying = f" ({live.in_flight} in flight)" if live.in_flight else ""
+    bar.set_postfix_str(f"{postfix} req={answered}/{llm.stats.sent}{flying}+{llm.stats.cached}c tok={tokens}{cost}",
+                        refresh=False)
+    bar.refresh()
 
 
 def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from .errors import DataError
 
 # the numbers of a stage's summary shown in the end-of-run table and kept in its stage.json
 SUMMARY_KEYS = ("accepted", "rejected", "kept", "instances", "instructions", "records", "train_loss", "eval_loss",
-                "seconds", "written")
+                "seconds", "written", "loss", "rouge_l")
 
 
 class StageContext(Protocol):
@@ -56,9 +56,13 @@ class StageResult:
     summary: dict[str, Any]  # the stage's summary; its SUMMARY_KEYS numbers go in the end-of-run table
 
     def short(self, keys: Sequence[str] = SUMMARY_KEYS) -> dict[str, Any]:
-        """A few numbers for the end-of-run table and stage.json."""
-        return {k: self.summary[k] for k in keys
+        """A few numbers for the end-of-run table and stage.json (floats to 4 significant digits)."""
+        return {k: _round(self.summary[k]) for k in keys
                 if k in self.summary and isinstance(self.summary[k], (int, float, str))}
+
+
+def _round(value: Any) -> Any:
+    return float(f"{value:.4g}") if isinstance(value, float) else value
 
 
 @dataclass(frozen=True)

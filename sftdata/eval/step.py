@@ -28,4 +28,18 @@ def run(ctx: StageContext, config: Any) -> StageResult:
     report = evaluate([str(data)], base_model=base_model, adapters=adapters, options=config,
                       labels_from=labels_from, log=ctx.log)
     write_outputs(report, ctx.out)
-    return StageResult([ctx.out], report)
+    return StageResult([ctx.out], {**report, **headline(report)})
+
+
+def headline(report: dict[str, Any]) -> dict[str, Any]:
+    """eval.json's headline for the end-of-run table: records evaluated, loss and ROUGE-L as
+    ``base -> adapter`` (each adapter)."""
+    models = report.get("models") or []
+    if not models:
+        return {}
+    out: dict[str, Any] = {"records": (report.get("counts") or {}).get("evaluated")}
+    for key in ("loss", "rouge_l"):
+        values = [m.get(key) for m in models]
+        if all(isinstance(v, (int, float)) for v in values):
+            out[key] = " -> ".join(f"{v:.4g}" for v in values)
+    return out

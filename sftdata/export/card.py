@@ -25,6 +25,7 @@ from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
 from ..core.stats import table1
+from .splits import describe
 
 EXAMPLE_COUNT = 3
 EXAMPLE_CHARS = 400
@@ -82,6 +83,11 @@ def _read_json(path: Path) -> Any:
         return None
 
 
+def _count(row: dict) -> int:
+    count = row.get("count", 1)
+    return count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+
+
 def reject_counts(path: Path) -> Counter:
     """(stage, reason) -> count over a rejected.jsonl; unreadable lines are counted as such."""
     counts: Counter = Counter()
@@ -91,7 +97,8 @@ def reject_counts(path: Path) -> Counter:
                 continue
             try:
                 row = json.loads(line)
-                counts[(str(row.get("stage", "?")), str(row.get("reason", "?")))] += 1
+                # a rejection repeated in one run is written once with its count (generate's rejected.jsonl)
+                counts[(str(row.get("stage", "?")), str(row.get("reason", "?")))] += _count(row)
             except (ValueError, AttributeError):
                 counts[("?", "unreadable line")] += 1
     return counts
@@ -284,8 +291,8 @@ def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[R
                  for s in summary["splits"]]
         lines.append(f"| {fmt} | " + " | ".join(cells) + f" | {', '.join(summary['columns'][fmt])} |")
     ratios = ", ".join(f"{s} {r:g}" for s, r in summary["ratios"].items())
-    lines += ["", f"Splits: {ratios}, seed {summary['seed']}. Stratified by (is_classification, language); "
-              "records sharing an instruction are always in the same split.", ""]
+    lines += ["", f"Splits: {ratios}, seed {summary['seed']}. Stratified by (is_classification, language). "
+              + describe(summary.get("split_groups", {})), ""]
     if summary["omitted_splits"]:
         lines += [f"Not written (no records): {', '.join(summary['omitted_splits'])}.", ""]
     for warning in summary.get("warnings", []):

@@ -18,12 +18,10 @@ is removed so the directory never mixes two runs.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
 import shutil
-from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -33,8 +31,8 @@ from ..core.errors import ConfigError, DataError
 from ..core.lock import DirLock
 from ..core.records import Record, read_numbered_records, write_jsonl, write_text_atomic
 from .card import check_license, record_system, write_card
+from .splits import SPLITS, assign_splits, group_key
 
-SPLITS = ("train", "validation", "test")
 DEFAULT_SPLIT = (0.9, 0.05, 0.05)
 
 
@@ -119,49 +117,6 @@ def to_row(rec: Record, fmt: str, system: str, with_system: bool) -> dict[str, A
 def columns_of(fmt: str, with_system: bool) -> list[str]:
     """The top-level columns a format's files have (what ``datasets`` shows): ``to_row``'s keys."""
     return registry.get(fmt).columns(with_system)
-
-
-# ---------------------------------------------------------------- splits
-
-def group_key(instruction: str) -> str:
-    # case and spacing differences do not make a different task: they must not straddle splits either
-    return " ".join(instruction.split()).casefold()
-
-
-def _stratum(records: Sequence[Record], indices: list[int]) -> str:
-    votes = Counter((records[i].is_classification, records[i].lang or "") for i in indices)
-    (is_cls, lang), _ = sorted(votes.items(), key=lambda kv: (-kv[1], repr(kv[0])))[0]
-    return f"{is_cls}|{lang}"
-
-
-def assign_splits(records: Sequence[Record], ratios: Sequence[float], seed: int) -> list[str]:
-    """The split name of each record: deterministic for a seed, independent of input order.
-
-    Records are grouped by instruction (a group never straddles two splits). Groups are ordered by
-    stratum (is_classification, lang), then by a seeded hash; walking that order, each group goes to
-    the split furthest below its share so far. Carrying the counts across strata keeps every stratum
-    and the whole set within one group of the requested ratios, and a 0 ratio is never chosen.
-    """
-    groups: dict[str, list[int]] = {}
-    for index, rec in enumerate(records):
-        groups.setdefault(group_key(rec.instruction), []).append(index)
-
-    def order(item: tuple[str, list[int]]) -> tuple[str, str]:
-        digest = hashlib.sha256(f"{seed}\0{item[0]}".encode()).hexdigest()
-        return _stratum(records, item[1]), digest
-
-    names = [""] * len(records)
-    counts = [0.0] * len(SPLITS)
-    assigned = 0
-    for _, indices in sorted(groups.items(), key=order):
-        total = assigned + len(indices)
-        deficits = [ratios[j] * total - counts[j] for j in range(len(SPLITS))]
-        best = max(range(len(SPLITS)), key=lambda j: (deficits[j], -j))
-        counts[best] += len(indices)
-        assigned = total
-        for index in indices:
-            names[index] = SPLITS[best]
-    return names
 
 
 # ---------------------------------------------------------------- writing
@@ -262,7 +217,8 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
 def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratios: Sequence[float], *, seed: int,
                  system: str | None, hf: bool, license: str | None, name: str,
                  sources: Sequence[str | os.PathLike[str]], card: bool) -> dict[str, Any]:
-    split_of = assign_splits(records, ratios, seed)
+    split_info: dict[str, Any] = {}
+    split_of = assign_splits(records, ratios, seed, info=split_info)
     by_split = {s: [r for r, n in zip(records, split_of) if n == s] for s in SPLITS}
     present = [s for s in SPLITS if by_split[s]]
     systems = [record_system(r, system) for r in records]
@@ -289,7 +245,7 @@ def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratio
         "out": str(out), "name": name, "records": len(records), "formats": formats,
         "splits": {s: len(by_split[s]) for s in SPLITS},
         "instructions": {s: len({group_key(r.instruction) for r in by_split[s]}) for s in SPLITS},
-        "ratios": dict(zip(SPLITS, ratios)), "seed": seed,
+        "ratios": dict(zip(SPLITS, ratios)), "seed": seed, "split_groups": split_info,
         "omitted_splits": [s for s in SPLITS if s not in present],
         "files": files, "dataset_info": str(out / "dataset_info.json"),
         "columns": {fmt: columns_of(fmt, with_system) for fmt in formats},

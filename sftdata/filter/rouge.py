@@ -34,7 +34,7 @@ Which most-similar text is reported: the exact top-1 over everything cannot be p
 the filters let through to scoring (ties: the earliest stored). For a text that is *not* novel
 this is the exact maximum over the whole index (every pruned pair scores <= threshold, below the
 one that exceeded it). For a novel text it is a lower bound of the true maximum, and 0.0 / None
-when no stored text came close enough to be scored.
+when no stored text came close enough to be scored; :meth:`RougeIndex.nearest` gives the exact one.
 """
 
 from __future__ import annotations
@@ -120,6 +120,8 @@ class RougeIndex:
         self._tokenize = get_tokenizer(tokenizer)
         self._vocab: dict = {}  # token str -> id; (token id, k) -> element id for k-th repeats
         self._texts: list[str] = []
+        self._sets: list[frozenset[int]] = []  # per stored text: its element ids (for :meth:`nearest`)
+        self._lengths: list[int] = []
         self._state = np.zeros(10, dtype=np.int64)
         self._state[K.S_NEXT_FREEZE] = 32
         self._key = np.arange(0, dtype=np.int64)
@@ -181,6 +183,32 @@ class RougeIndex:
         """``check_and_add`` on each text in order (one call into the compiled loop)."""
         return self._run(K.MODE_CHECK_ADD, list(texts))
 
+    def nearest(self, text: str, among: int | None = None) -> RougeMatch:
+        """The exact most similar stored text (among the first ``among`` stored, when given) (highest ROUGE-L F, ties: the earliest stored) and its score.
+
+        :meth:`check` reports the best of the pairs it had to score, a lower bound for a novel text;
+        this scores in order of the shared-element bound (an upper bound on the LCS) and stops when
+        no unscored text can beat the best, so a text far from everything costs one set intersection
+        per stored text and a few LCS. ``novel`` is as :meth:`check` would say.
+        """
+        tokens = self._tokenize(text)
+        _ids, elements = self._encode(tokens, intern=False)
+        mine, size = frozenset(elements), len(tokens)
+        stored = len(self._texts) if among is None else min(among, len(self._texts))
+        if not size or not stored:
+            return RougeMatch(novel=True, score=0.0, most_similar=None)
+        bounds = sorted((-2 * len(mine & other) / (size + length), doc)
+                        for doc, (other, length) in enumerate(zip(self._sets[:stored], self._lengths[:stored])))
+        best, best_doc = 0.0, -1
+        for neg_bound, doc in bounds:
+            if -neg_bound < best or neg_bound == 0.0:
+                break
+            score = rouge_l_f(self._tokenize(self._texts[doc]), tokens)
+            if score > best or (score == best and score > 0 and doc < best_doc):
+                best, best_doc = score, doc
+        similar = self._texts[best_doc] if best_doc >= 0 else None
+        return RougeMatch(novel=best <= self.threshold, score=best, most_similar=similar)
+
     # ------------------------------------------------------------ internals
 
     def _encode(self, tokens: list[str], intern: bool) -> tuple[list[int], list[int]]:
@@ -211,11 +239,13 @@ class RougeIndex:
         flat_t: list[int] = []
         flat_e: list[int] = []
         offsets = [0]
+        element_sets: list[frozenset[int]] = []
         for text in texts:
             tokens = self._tokenize(text)[:MAX_COMPARED_TOKENS]
             ids, elements = self._encode(tokens, intern)
             flat_t += ids
             flat_e += elements
+            element_sets.append(frozenset(elements))
             offsets.append(len(flat_t))
         count = len(texts)
         bt = np.array(flat_t, dtype=np.int32)
@@ -249,6 +279,8 @@ class RougeIndex:
             similar = self._texts[doc] if doc >= 0 else None
             if mode == K.MODE_ADD or (mode == K.MODE_CHECK_ADD and novel):
                 self._texts.append(text)
+                self._sets.append(element_sets[i])
+                self._lengths.append(int(boff[i + 1] - boff[i]))
             results.append(RougeMatch(novel=novel, score=float(out_score[i]), most_similar=similar))
         assert len(self._texts) == int(self._state[K.S_DOCS]) >= before
         return results

@@ -34,6 +34,9 @@ __all__ = ["filter_records", "run_filter", "Verdict"]
 
 STAGE = "filter"
 _CHUNK = 512  # records per call into the compiled ROUGE-L loop (the result is the same as one by one)
+# meta.rouge_max of a kept record is the exact maximum while the index holds at most this many
+# instructions (one set intersection per stored text); beyond it, it is null rather than a lower bound
+EXACT_NEAREST_MAX = 20_000
 
 Verdict = tuple[str, dict[str, Any]] | None
 
@@ -86,7 +89,12 @@ class _State:
                 if verdict is None and record.instruction not in self.task_verdicts:
                     fresh.setdefault(record.instruction)
             texts = list(fresh)
+            stored = len(self.index)
             for text, match in zip(texts, self.index.check_and_add_many(texts)):
+                if match.novel:  # check's neighbour is a lower bound: the exact one, among those before it
+                    match = self.index.nearest(text, among=stored) if stored <= EXACT_NEAREST_MAX else \
+                        dataclasses.replace(match, score=None, most_similar=None)  # unknown, not a guess
+                    stored += 1
                 self.task_verdicts[text] = match
         for record, verdict in zip(chunk, verdicts):
             prompt = (record.instruction, record.input)

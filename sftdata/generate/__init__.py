@@ -7,11 +7,11 @@ Re-running with the same directory resumes; ``fresh=True`` starts over.
 """
 
 from ..core.stage import StageSpec
-from .api import generate
+from .api import generate, language_warning
 from .config import GenerateConfig, SeedTask, load_seeds
 from .step import estimate, run
 
-__all__ = ["GenerateConfig", "SeedTask", "generate", "load_seeds", "SPEC"]
+__all__ = ["GenerateConfig", "SeedTask", "generate", "language_warning", "load_seeds", "SPEC"]
 
 SPEC = StageSpec("generate", GenerateConfig, run, uses_llm=True, estimate=estimate,
                  help="Self-Instruct / Alpaca bootstrap from seed tasks")

@@ -47,7 +47,7 @@ class AlpacaStage(GenerateStage):
 
     def _take(self, entry: Task, cut: bool, meta: dict[str, Any]) -> None:
         record = self.instance_record(entry.instruction, Instance(entry.input, entry.output), None, meta)
-        problem = ("truncated", {}) if cut else self.instance_problem(record)
+        problem = ("truncated", {}) if cut else self.instance_problem(record) or self.junk(record, self.shown)
         if problem is None and record.id in self.ids:
             problem = ("duplicate", {})
         if problem is not None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import sys
 from dataclasses import replace
 from pathlib import Path
 from typing import Any
@@ -12,6 +13,15 @@ from ..core.rundir import RunDir
 from ..core.settings import resumable
 from ..llm.client import LLMConfig, make_llm
 from .config import GenerateConfig, load_seeds
+
+
+def language_warning(lang: str | None, llm_config: LLMConfig) -> str | None:
+    """Said up front: the embedded model answers in English whatever the prompt's language."""
+    if lang == "zh" and llm_config.backend == "local" and not llm_config.model:
+        return ("the embedded SmolLM2-135M-Instruct cannot write Chinese (it answers in English): expect almost "
+                "nothing accepted; the run stops once most instructions fail the language rule. For Chinese data "
+                "use an endpoint (--base-url, --model)")
+    return None
 
 
 def generate(config: GenerateConfig, llm_config: LLMConfig, out_dir: str | os.PathLike[str], *,
@@ -32,6 +42,9 @@ def generate(config: GenerateConfig, llm_config: LLMConfig, out_dir: str | os.Pa
     config = replace(config, lang=lang, seeds=[str(Path(f).resolve()) for f in files])
     stage_cls = SelfInstructStage if config.mode == "self-instruct" else AlpacaStage
     stage = stage_cls(config, seeds, lang)
+    warning = language_warning(lang, llm_config)
+    if warning:
+        sys.stderr.write(f"warning: {warning}\n")
     rundir = RunDir(out_dir, fresh=fresh)
     run_config = {"stage": "generate", "generate": config.public(),
                   "llm": llm_config.public()}

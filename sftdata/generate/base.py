@@ -16,9 +16,10 @@ from collections import Counter
 from collections.abc import Callable
 from typing import Any
 
-from ..core.records import Record, records_from_obj, rejected
+from ..clean import junk
+from ..core.records import Record, records_from_obj, rejected, write_jsonl
 from ..core.rundir import Journal, RunDir
-from ..core.stats import table1, text_length
+from ..core.stats import table1
 from ..filter.rouge import RougeIndex
 from ..filter.rules import check_instance, check_instruction
 from ..llm.base import Completion, Request
@@ -29,6 +30,11 @@ from .parse import Instance, Parsed, Unparsed
 STAGE = "generate"
 FAILED_TRIES = 3  # a classification or instance request that fails this often is given up
 REJECTED_TEXT_CHARS = 10_000  # longest unparsable text kept in rejected.jsonl (its size is kept too)
+# the model does not write the requested language (the embedded 135M model asked for Chinese answers
+# in English): once this many instructions were parsed and this share of them failed the language
+# rule, the run ends early with that explanation instead of crawling on for hours
+WRONG_LANGUAGE_MIN = 30
+WRONG_LANGUAGE_SHARE = 0.8
 
 
 class GenerateStage:
@@ -49,6 +55,9 @@ class GenerateStage:
         self.rejects: Counter[tuple[str, str]] = Counter()  # (level, reason)
         self.counts: Counter[str] = Counter()  # replies, failures... (saved in the state)
         self.stall = 0
+        self.reject_lines: dict[tuple[str, ...], int] = {}  # (level, reason, texts) -> its rejected.jsonl line
+        self.reject_repeats: dict[int, int] = {}  # line -> times the same rejection came again
+        self.shown: list[str] = []  # the example texts of the prompt whose reply is being taken
         self.index = RougeIndex(tokenizer=config.rouge_tokenizer, threshold=config.rouge_threshold)
 
     # ------------------------------------------------------------ runner protocol
@@ -63,9 +72,17 @@ class GenerateStage:
         for row in self.pool_j.read():
             self.pool.append(row["instruction"])
             self.tasks_done += row.get("instances", 0) > 0
-        for row in self.rejected_j.read():
-            self.rejects[(row["detail"].get("level", "instruction"), row["reason"])] += 1
         state = state or {}
+        self.reject_repeats = {int(k): v for k, v in state.get("reject_repeats", {}).items()}
+        for line, row in enumerate(self.rejected_j.read()):
+            record = row["record"]
+            key = (row["detail"].get("level", "instruction"), row["reason"], record.get("instruction", ""),
+                   record.get("input", ""), record.get("output", ""))
+            self.reject_lines[key] = line
+            # a folded file (finish) holds the count itself; before that, the state holds the repeats
+            count = max(int(row.get("count", 1)), 1 + self.reject_repeats.get(line, 0))
+            self.reject_repeats[line] = count - 1
+            self.rejects[key[:2]] += count
         self.counts = Counter(state.get("counts", {}))
         self.stall = state.get("stall", 0)
         self.restore_state(state)
@@ -85,14 +102,44 @@ class GenerateStage:
         return []
 
     def state(self) -> dict[str, Any]:
-        return {"counts": dict(sorted(self.counts.items())), "stall": self.stall}
+        repeats = {str(line): n for line, n in sorted(self.reject_repeats.items()) if n}
+        return {"counts": dict(sorted(self.counts.items())), "stall": self.stall, "reject_repeats": repeats}
+
+    def finish(self, rundir: RunDir) -> None:
+        """Fold the repeat counts into rejected.jsonl: each rejection once, with how often it came."""
+        if not any(self.reject_repeats.values()):
+            return
+        rows = self.rejected_j.read()
+        for line, row in enumerate(rows):
+            row["count"] = 1 + self.reject_repeats.get(line, 0)
+        self.rejected_j.close()
+        write_jsonl(self.rejected_j.path, rows)
 
     def done(self) -> bool:
         return self.tasks_done >= self.config.num_instructions or self.stalled
 
     @property
     def stalled(self) -> bool:
-        return self.stall >= self.config.stall_rounds
+        return self.stall >= self.config.stall_rounds or self.wrong_language
+
+    @property
+    def wrong_language(self) -> bool:
+        instr = self._level("instruction")
+        parsed = self.accepted_instructions() + sum(instr.values())
+        return parsed >= WRONG_LANGUAGE_MIN and instr["language"] >= WRONG_LANGUAGE_SHARE * parsed
+
+    def stop_reason(self) -> str | None:
+        """Why a run ended before its target, in words for the user."""
+        if self.wrong_language:
+            instr = self._level("instruction")
+            parsed = self.accepted_instructions() + sum(instr.values())
+            return (f"stopped early: {instr['language']} of {parsed} instructions the model wrote were not in "
+                    f"'{self.lang}' (rule 'language'); this model does not write that language. Use a model "
+                    "that does (--base-url / --model)")
+        if self.stall >= self.config.stall_rounds:
+            return (f"stopped early: no new task in the last {self.config.stall_rounds} rounds; see rejected.jsonl "
+                    "for why (the model may not follow the prompts)")
+        return None
 
     def progress(self) -> tuple[int, int, str]:
         return self.tasks_done, self.config.num_instructions, \
@@ -117,7 +164,9 @@ class GenerateStage:
         level ("truncated" when cut, else "parse_error"). True when the budget denied a request.
         """
         denied = False
-        for _request, completion, key in await self.complete(llm, requests):
+        for request, completion, key in await self.complete(llm, requests):
+            # the texts this reply's prompt showed: a record copying one is junk (clean_instances, Alpaca)
+            self.shown = junk.prompt_examples(request.messages[-1][1])
             if completion.error == BUDGET:
                 denied = True
                 continue
@@ -168,11 +217,16 @@ class GenerateStage:
         found = check_instruction(text, self.filter_config)
         if found is not None:
             return found[0], dict(found[1] or {})
+        junk_found = junk.instruction_junk(text)
+        if junk_found is not None:
+            return junk_found
         if text in self.known:  # an exact copy of a seed or a kept instruction, even with rouge off
             return "duplicate", {"rouge_max": 1.0, "most_similar": text}
         if "rouge" in self.filter_config.disabled:
             return {"rouge_max": None, "most_similar": None}
         match = self.index.check(text)
+        if match.novel:  # check's neighbour of a novel text is a lower bound (often none): find the real one
+            match = self.index.nearest(text)
         neighbour = {"rouge_max": round(match.score, 4), "most_similar": match.most_similar}
         if not match.novel:
             return "rouge", neighbour
@@ -189,7 +243,7 @@ class GenerateStage:
         beyond ``limit``.
         """
         candidates: list[Record] = []
-        demos = prompt.replace(instruction, "")  # where a weak model finds text to copy
+        shown = junk.prompt_examples(prompt, exclude=[instruction])  # where a weak model finds text to copy
         for position, entry in enumerate(entries):
             cut = truncated and position == len(entries) - 1
             if isinstance(entry, Unparsed):
@@ -198,7 +252,7 @@ class GenerateStage:
                             "truncated" if cut else "parse_error", "instance", raw=entry.raw, why=entry.why)
                 continue
             record = self.instance_record(instruction, entry, is_classification, meta)
-            reason = ("truncated", {}) if cut else self.instance_problem(record) or _copied(record, demos)
+            reason = ("truncated", {}) if cut else self.instance_problem(record) or self.junk(record, shown)
             if reason:
                 self.reject(record, reason[0], "instance", **reason[1])
             else:
@@ -225,6 +279,11 @@ class GenerateStage:
         return Record(instruction=instruction, input=entry.input, output=entry.output, lang=self.lang,
                       is_classification=is_classification, source=self.source, meta=dict(meta))
 
+    def junk(self, record: Record, shown: list[str]) -> tuple[str, dict[str, Any]] | None:
+        """clean.junk's checks on an instance: decode damage, scaffolding, copies of what the prompt showed
+        (the instruction itself went through :meth:`check_instruction`)."""
+        return junk.record_junk(record.instruction, record.input, record.output, shown, check_instruction=False)
+
     def instance_problem(self, record: Record) -> tuple[str, dict[str, Any]] | None:
         """The filter stage's instance rules: empty_output, output_equals_input, ends_with_colon."""
         found = check_instance(record, self.filter_config)
@@ -237,8 +296,16 @@ class GenerateStage:
         self.ids.add(record.id)
 
     def reject(self, record: Record, reason: str, level: str, **detail: Any) -> None:
-        self.rejected_j.append(rejected(record, STAGE, reason, {"level": level, **detail}))
+        """Journal a rejection once: the same record rejected again for the same reason (a seed the model
+        echoes round after round) only counts up; :meth:`finish` writes the counts into the file."""
         self.rejects[(level, reason)] += 1
+        key = (level, reason, record.instruction, record.input, record.output)
+        line = self.reject_lines.get(key)
+        if line is not None:
+            self.reject_repeats[line] = self.reject_repeats.get(line, 0) + 1
+            return
+        self.reject_lines[key] = self.rejected_j.count
+        self.rejected_j.append({**rejected(record, STAGE, reason, {"level": level, **detail}), "count": 1})
 
     def add_to_pool(self, row: dict[str, Any]) -> None:
         self.pool_j.append(row)
@@ -280,7 +347,7 @@ class GenerateStage:
             "mode": self.config.mode, "lang": self.lang, "model": self.model,
             "target_instructions": self.config.num_instructions,
             "instructions": self.tasks_done, "pool": len(self.pool), "records": len(self.records),
-            "stalled": self.stalled,
+            "stalled": self.stalled, "stop_reason": self.stop_reason(),
             "table1": table1(self.records),
             "instruction_filter": {
                 "parsed": self.accepted_instructions() + sum(instr.values()),
@@ -297,15 +364,3 @@ class GenerateStage:
 
 def _norm(text: str) -> str:
     return " ".join(text.split()).casefold()
-
-
-def _copied(record: Record, demos: str) -> tuple[str, dict[str, Any]] | None:
-    """An input or output lifted word for word from the prompt's demonstrations (short labels such
-    as "Positive" excepted: a real task may share them)."""
-    if not demos:
-        return None
-    for name in ("input", "output"):
-        text = getattr(record, name).strip()
-        if text_length(text) >= 4 and text in demos:
-            return "copied_example", {"field": name}
-    return None

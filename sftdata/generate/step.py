@@ -15,19 +15,23 @@ def run(ctx: StageContext, config: Any) -> StageResult:
 
     config = dataclasses.replace(config, seeds=list(ctx.seeds))
     result = generate(config, ctx.llm_config(), ctx.out, progress=ctx.progress)
+    if result.get("stop_reason"):
+        ctx.log(f"[generate] {result['stop_reason']}")
     return StageResult(kept([ctx.out / "accepted.jsonl"], "generate"), result)
 
 
-def estimate(config: Any, lang: str, records: int) -> tuple[int, int, int, int]:
-    """(requests, prompt tokens, completion tokens, records made) of a fresh run, for --dry-run."""
+def estimate(config: Any, lang: str, records: int, acceptance: float = ASSUMED_ACCEPTANCE
+             ) -> tuple[int, int, int, int]:
+    """(requests, prompt tokens, completion tokens, records made) of a fresh run, for --dry-run, when
+    ``acceptance`` of the proposed instructions are kept."""
     n = config.num_instructions
     made = n * config.instances_per_task
     max_tokens = config.max_tokens or 1024
     prompt_chars = 1200 + 200 * (config.seed_tasks_in_prompt or 6)
     if config.mode == "alpaca":
-        requests = math.ceil(n / (config.alpaca_tasks_per_request * ASSUMED_ACCEPTANCE))
+        requests = math.ceil(n / (config.alpaca_tasks_per_request * acceptance))
         return requests, requests * tokens(prompt_chars, lang), requests * max_tokens, made
-    proposals = math.ceil(n / (config.instructions_per_request * ASSUMED_ACCEPTANCE))
+    proposals = math.ceil(n / (config.instructions_per_request * acceptance))
     requests = proposals + 2 * n  # + one classification and one instance request per kept instruction
     prompt = proposals * tokens(prompt_chars, lang) + n * tokens(2500, lang) + n * tokens(1500, lang)
     completion = proposals * max_tokens + n * 8 + n * max_tokens

@@ -113,6 +113,22 @@ class LLMStats:
     seconds: float = 0.0
 
 
+@dataclass
+class LiveCounts:
+    """What a progress bar can show while a round is still running (LLMStats is settled at its end)."""
+
+    in_flight: int = 0  # requests sent and not answered yet
+    answered: int = 0  # answers arrived and not yet counted in LLMStats (which settles per complete())
+    tokens: int = 0  # their prompt + completion tokens
+
+    def arrived(self, completion: Completion) -> None:
+        self.answered += 1
+        self.tokens += completion.usage.prompt_tokens + completion.usage.completion_tokens
+
+    def settled(self) -> None:
+        self.answered = self.tokens = 0
+
+
 class LLM:
     def __init__(self, config: LLMConfig, backend: Backend, rundir: RunDir | None = None,
                  cache_path: str | Path | None = None) -> None:
@@ -126,6 +142,7 @@ class LLM:
         self.cache = ResponseCache(cache_path) if (config.cache and cache_path is not None) else None
         self.stats = LLMStats()
         self.spend = SpendLedger(rundir)  # what was paid across restarts: the budget counts this
+        self.live = LiveCounts()
         self.exhausted = False
         self._consecutive_failures = 0
         if rundir is not None:  # both logs exist from the start, empty while nothing failed
@@ -172,6 +189,7 @@ class LLM:
         final = [completion for _, completion in answered]
         for request, (key, completion) in zip(requests, answered):
             self._account(request, key, completion)
+        self.live.settled()
         if self._consecutive_failures >= self.config.fail_after:
             last = next(c for c in reversed(final) if c.error and c.error != BUDGET)
             raise EndpointUnavailable(
@@ -209,7 +227,12 @@ class LLM:
         async def one(request: Request) -> tuple[str, Completion]:
             key, answer, ticket = self._lookup(request)
             if answer is None:
-                answer = await complete_one(request)
+                self.live.in_flight += 1
+                try:
+                    answer = await complete_one(request)
+                finally:
+                    self.live.in_flight -= 1
+                self.live.arrived(answer)
                 self._arrived(request, key, ticket, answer)
             elif answer.error != BUDGET:
                 self._log(request, key, answer)
@@ -222,7 +245,13 @@ class LLM:
         looked_up = [self._lookup(request) for request in requests]
         to_send = [i for i, (_, answer, _) in enumerate(looked_up) if answer is None]
         if to_send:
-            fresh = await self.backend.complete([requests[i] for i in to_send])
+            self.live.in_flight += len(to_send)
+            try:
+                fresh = await self.backend.complete([requests[i] for i in to_send])
+            finally:
+                self.live.in_flight -= len(to_send)
+            for completion in fresh:
+                self.live.arrived(completion)
             for i, completion in zip(to_send, fresh):
                 self._arrived(requests[i], looked_up[i][0], looked_up[i][2], completion)
                 looked_up[i] = (looked_up[i][0], completion, "")

@@ -192,7 +192,9 @@ def rejections(files: Sequence[tuple[str, Path]]) -> dict[str, dict[str, int]]:
         for _number, row in iter_json_lines(path):
             row = row if isinstance(row, dict) else {}
             stage = str(row.get("stage") or hint or "unknown")
-            table.setdefault(stage, Counter())[str(row.get("reason") or "unknown")] += 1
+            count = row.get("count", 1)  # a rejection repeated in one run is written once, with its count
+            count = count if isinstance(count, int) and not isinstance(count, bool) and count > 0 else 1
+            table.setdefault(stage, Counter())[str(row.get("reason") or "unknown")] += count
     return {stage: dict(c.most_common()) for stage, c in table.items()}
 
 

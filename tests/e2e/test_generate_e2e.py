@@ -51,3 +51,27 @@ def test_generate_ten_instructions_with_the_embedded_model(tmp_path):
     assert sum(1 for row in pool if row["instances"]) == 10
     stats = json.loads((out / "stats.json").read_text(encoding="utf-8"))
     assert stats["finished"] and stats["table1"]["instructions"] == 10
+
+
+@pytest.mark.slow
+def test_ctrl_c_during_a_local_batch_exits_130_within_5_s(tmp_path):
+    """The local engine generates a round's batch in a worker thread: Ctrl-C waited for the batch to
+    end (60-110 s on the demo). It must print "stopping..." and exit 130 within 5 s."""
+    import signal
+
+    env = {k: v for k, v in os.environ.items() if not k.startswith("OPENAI_")}
+    env.update(HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1",
+               PYTHONPATH=os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH", "")) if p))
+    out = tmp_path / "run"
+    args = ["generate", "--out", str(out), "--num-instructions", "20", "--max-tokens", "256",
+            "--round-size", "16", "--temperature", "1.0", "--no-progress"]
+    proc = subprocess.Popen([sys.executable, "-c", "from sftdata.cli import main; main()", *args],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, cwd=ROOT)
+    time.sleep(25)  # the model loads (seconds from the cache), then generates a 16-prompt, 256-token batch
+    assert proc.poll() is None, proc.communicate()[1][-2000:]
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=300)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130 and "stopping..." in stderr and "Traceback" not in stderr, stderr[-2000:]
+    assert took < 5, f"{took:.1f} s from Ctrl-C to exit"

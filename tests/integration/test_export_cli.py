@@ -19,6 +19,14 @@ COLUMNS = {"alpaca": ["instruction", "input", "output", "system"], "sharegpt": [
 SPLITS = ["train", "validation", "test"]
 
 
+def topic(t: int, zh: bool) -> str:
+    """Words of task ``t`` alone: without them the templated instructions are near duplicates of each
+    other (ROUGE-L > 0.7), one split group, as export rightly treats them."""
+    if zh:
+        return "".join(chr(0x4E00 + 97 * (4 * t + j) % 20000) for j in range(4))
+    return " ".join(f"w{t}{c}" for c in "abcd")
+
+
 def make_input(path: Path) -> list[Record]:
     """60 tasks, 2 instances each, English and Chinese, some classification, some with a system prompt."""
     records = []
@@ -27,11 +35,12 @@ def make_input(path: Path) -> list[Record]:
         for k in range(2):
             meta = {"system": "请简短回答。" if zh else "Answer briefly."} if t % 5 == 0 else {}
             if zh:
-                records.append(Record(f"任务{t}：判断情感。" if cls else f"任务{t}：续写句子。", f"句子{k}" if k else "",
+                records.append(Record(f"任务{t}{topic(t, True)}：判断情感。" if cls else f"任务{t}{topic(t, True)}：续写句子。", f"句子{k}" if k else "",
                                       f"积极{t}-{k}" if cls else f"今天天气很好{t}-{k}。", lang="zh",
                                       is_classification=cls, meta=meta))
             else:
-                records.append(Record(f"Task {t}: judge the sentiment." if cls else f"Task {t}: continue the line.",
+                records.append(Record(f"Task {t} {topic(t, False)}: judge the sentiment." if cls else
+                                      f"Task {t} {topic(t, False)}: continue the line.",
                                       f"line {k}" if k else "", f"Positive {t}-{k}" if cls else f"The sky is blue {t}-{k}.",
                                       lang="en", is_classification=cls, meta=meta))
     path.write_text("".join(r.to_json() + "\n" for r in records), encoding="utf-8")

@@ -72,7 +72,9 @@ def check_run(out: Path, summary: dict, target: int, lang: str, source: str) -> 
     assert table["avg_output_length"] > 0
     flt = summary["instruction_filter"]
     assert flt["parsed"] == flt["accepted"] + sum(v for k, v in flt.items() if k.startswith("rejected_"))
-    levels = Counter(row["detail"]["level"] for row in rejected)
+    levels = Counter()  # a rejection repeated in the run is one line with its count
+    for row in rejected:
+        levels[row["detail"]["level"]] += row.get("count", 1)
     assert flt["parsed"] - flt["accepted"] == levels["instruction"]
     inst = summary["instance_filter"]
     assert inst["parsed"] - inst["accepted"] == levels["instance"]
@@ -393,3 +395,78 @@ def test_record_jsonl_seeds_and_disabled_rules(tmp_path, make_server):
     _, rejected, pool = check_run(tmp_path / "run", summary, 15, "en", "self-instruct")
     assert reasons(rejected)["rouge"] == 0
     assert all(row["rouge_max"] is None for row in pool)
+
+
+def test_a_model_that_does_not_write_the_language_stops_early_and_says_why(tmp_path, make_server, seeds_zh):
+    """generate --lang zh on a model answering in English reached 1 of 10 instructions in 12 minutes,
+    heading for two hours: now it stops once most instructions fail the language rule, and says why."""
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))  # English, whatever is asked
+    out = tmp_path / "run"
+    proc = cli("generate", "--seeds", str(seeds_zh), "--lang", "zh", "--num-instructions", "50", "--model",
+               "test-model", "--base-url", server.url, "--no-progress", "--round-size", "4",
+               "--out", str(out), "--json", home=tmp_path)
+    stdout, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    summary = json.loads(stdout)
+    assert summary["stalled"] and summary["instructions"] < 50
+    assert "not in 'zh'" in summary["stop_reason"] and "not in 'zh'" in stderr
+    flt = summary["instruction_filter"]
+    assert 30 <= flt["parsed"] < 80 and flt["rejected_language"] >= 0.8 * flt["parsed"]
+
+
+def test_zh_with_the_embedded_model_is_warned_up_front():
+    from sftdata.generate import language_warning
+
+    assert "cannot write Chinese" in language_warning("zh", LLMConfig())
+    assert language_warning("en", LLMConfig()) is None
+    assert language_warning("zh", LLMConfig(base_urls=["http://x/v1"], model="m")) is None
+    code = subprocess.run([sys.executable, "-c", "from sftdata.cli import main; main()", "generate", "--help"],
+                          capture_output=True, text=True, cwd=ROOT, timeout=120)
+    examples = code.stdout.split("Examples:")[1]
+    assert all("--base-url" in line or "\\" in line for line in examples.splitlines() if "--lang zh" in line)
+
+
+def test_ctrl_c_mid_request_says_stopping_and_exits_130_within_5_s(tmp_path, make_server, seeds_en):
+    """Ctrl-C took 60-110 s and printed nothing meanwhile: now "stopping..." at once, the requests in
+    flight cancelled, exit 130 within 5 s, and the same command resumes."""
+    seeds = [s[0] for s in SEEDS_EN]
+    slow = make_server(reply=make_reply(seeds, "en"), latency=30)
+    out = tmp_path / "run"
+    args = ["generate", "--seeds", str(seeds_en), "--num-instructions", "6", "--instances-per-task", "2",
+            "--model", "test-model", "--no-progress", "--round-size", "2", "--out", str(out)]
+    proc = cli(*args, "--base-url", slow.url, home=tmp_path)
+    deadline = time.time() + 60
+    while time.time() < deadline and slow.count < 1:
+        time.sleep(0.05)
+    assert slow.count >= 1, "no request reached the server"
+    time.sleep(0.5)
+    sent = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    _, stderr = proc.communicate(timeout=60)
+    took = time.monotonic() - sent
+    assert proc.returncode == 130 and took < 5, (proc.returncode, took, stderr)
+    assert "stopping..." in stderr and "Traceback" not in stderr, stderr
+    assert stderr.index("stopping...") < stderr.index("interrupted")
+    slow.latency = 0  # the same endpoint, answering at once now: the run resumes
+    proc = cli(*args, "--base-url", slow.url, home=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    assert sum(1 for row in read(out / "instructions.jsonl") if row["instances"]) == 6
+
+
+def test_the_progress_bar_moves_while_requests_are_out(tmp_path, make_server, seeds_en):
+    """The bar sat at "0rec [00:00, ?rec/s]" for minutes: it now redraws every second with requests in
+    flight, answers and tokens as they arrive, and an ETA once a task is done."""
+    import re
+
+    seeds = [s[0] for s in SEEDS_EN]
+    server = make_server(reply=make_reply(seeds, "en"), latency=1.5)
+    proc = cli("generate", "--seeds", str(seeds_en), "--num-instructions", "4", "--instances-per-task", "2",
+               "--model", "test-model", "--base-url", server.url, "--round-size", "2", "--out", str(tmp_path / "r"),
+               home=tmp_path)
+    _, stderr = proc.communicate(timeout=120)
+    assert proc.returncode == 0, stderr
+    frames = re.split(r"[\r\n]", stderr)
+    assert any(re.search(r" 0/4 \[.*in flight", f) for f in frames), stderr[-2000:]
+    assert any(re.search(r" 0/4 \[.*req=[1-9]\d*/\d+.*tok=[1-9]", f) for f in frames), stderr[-2000:]
+    assert any(re.search(r" [1-3]/4 \[\d\d:\d\d<\d\d:\d\d", f) for f in frames), stderr[-2000:]

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -135,16 +136,57 @@ def test_dry_run_prints_plan_and_estimate(tmp_path: Path, capsys) -> None:
     # 100 kept of 5 per request at 50% acceptance: 40 proposal requests + 2 per instruction, + augment
     assert data["estimate"]["requests"] >= 240
     assert isinstance(data["estimate"]["cost_usd"], float) and data["estimate"]["cost_usd"] > 0
+    # not called a bound: the demo sent 241 requests where the old "upper bound" said 136
+    assert data["estimate"]["requests_at_low_acceptance"] > 2 * data["estimate"]["requests"] - 200
+    assert data["estimate"]["cost_usd_at_low_acceptance"] > data["estimate"]["cost_usd"]
+    assert "not a bound" in data["estimate"]["error"]
     assert not (tmp_path / "r").exists(), "a dry run writes nothing"
+
+
+def test_dry_run_times_the_embedded_model_from_its_measured_speed(tmp_path: Path, capsys, monkeypatch) -> None:
+    """With the embedded model the estimate said "no cost ... cost n/a" and nothing of time."""
+    from sftdata.estimate import record_speed
+
+    monkeypatch.setenv("SFTDATA_HOME", str(tmp_path / "home"))
+    config = write_config(tmp_path / "p.yaml", "http://127.0.0.1:9/v1", llm={"batch_size": 8})
+    args = ["run", str(config), "--dry-run", "--json", "--out", str(tmp_path / "r")]
+    main(args)
+    data = json.loads(capsys.readouterr().out)["estimate"]
+    assert data["time"].startswith("unknown") and "llm bench" in data["time"] and "cost_usd" not in data
+    record_speed("local", "", requests=6, seconds=120.0, source="llm bench")  # 0.05 requests/s
+    main(args)
+    data = json.loads(capsys.readouterr().out)["estimate"]
+    minutes = data["requests"] / 0.05 / 60
+    assert data["time"].startswith(f"{minutes:.0f} min") and "0.05 requests/s measured by llm bench" in data["time"]
 
 
 def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
     code, text = run_cli("init", str(tmp_path / "proj"), "--lang", "zh", "--domain", "medical")
     assert code == 0, text
     seeds = (tmp_path / "proj" / "seeds.jsonl").read_text(encoding="utf-8").splitlines()
-    assert 3 <= len(seeds) <= 8 and all("instances" in json.loads(s) for s in seeds)
+    assert len(seeds) >= 10 and all("instances" in json.loads(s) for s in seeds)
+    readme = (tmp_path / "proj" / "README.md").read_text(encoding="utf-8")
+    assert f"holds {len(seeds)} seed tasks" in readme  # promises what it ships (it said "ten to..." with 8)
+    assert "cannot write Chinese" in readme
+    # the config has an out, and the README's commands work from any directory (no `cd my-proj` assumed)
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    command = next(line for line in readme.splitlines() if "--dry-run" in line).split("`")[1]
+    proc = subprocess.run([sys.executable, "-c", "from sftdata.cli import main; main()", *command.split()[1:],
+                           "--json"], capture_output=True, text=True, cwd=elsewhere, timeout=300,
+                          env={**os.environ, "PYTHONPATH": str(ROOT)})
+    assert proc.returncode == 0, proc.stderr
+    assert json.loads(proc.stdout)["plan"]
     assert "`sftdata run --list-keys`" in (tmp_path / "proj" / "config.yaml").read_text(encoding="utf-8")
     pipeline = load_pipeline(tmp_path / "proj" / "config.yaml")
     assert pipeline.lang == "zh" and pipeline.seeds == [str(tmp_path / "proj" / "seeds.jsonl")]
+    assert pipeline.out == tmp_path / "proj" / "runs" / "medical-zh"
+    assert str(pipeline.out) in readme
     code, text = run_cli("init", str(tmp_path / "proj"))
     assert code == 2 and "--force" in text
+
+
+def test_top_level_help_lists_every_command() -> None:
+    code, text = run_cli("--help")
+    stage_list = text.split("Stages")[1].split("With no endpoint")[0]
+    assert code == 0 and "  init " in stage_list and "  llm " in stage_list

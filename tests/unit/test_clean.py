@@ -490,3 +490,36 @@ def test_bad_options(no_rule, outlier_z, option):
 def test_empty_after_normalization(instruction, output, removed):
     verdict = removal(normalize_record(rec(instruction, output), CleanConfig()), CleanConfig())
     assert (verdict is not None and verdict[0] == "empty") is removed
+
+
+# ---------------------------------------------------------------- junk a weak generator writes (clean/junk.py)
+
+@pytest.mark.parametrize("record, rule", [
+    (rec("请帮我们规\ufffdán的说明", "好的。"), "decode-damage"),
+    (rec("Give a tip for saving water.", "Turn off the tap.\nTask 9: Write a poem."), "scaffolding"),
+    (rec("Describe the moon.", "Here is a sample for another task. The moon is bright."), "scaffolding"),
+    (rec("写一首诗", "任务 3：写一首关于春天的诗"), "scaffolding"),
+    (rec("Yes, the answer is that plants need light to grow.", "Plants need light."), "answer-shaped"),
+    (rec("c. 3. Explain photosynthesis to a child.", "Plants make food from light."), "answer-shaped"),
+    (rec("Give two tips for saving money.", "1) Make a shopping list before you go\nand stick to it. "
+                                            "2) Buy store brands instead of name brands.", lang="en"), "copied-example"),
+    (rec("Rewrite this sentence.", "He walks to work.", input="She walks to school every morning."),
+     "copied-example"),
+    (rec("给出两条节约用电的建议。", "一、洗菜的水可以留下来浇花。二、刷牙时关掉水龙头，用杯子接水。", lang="zh"), "copied-example"),
+])
+def test_junk_removed_with_its_own_rule(record, rule):
+    verdict = removal(normalize_record(record, CleanConfig()), CleanConfig())
+    assert verdict is not None and verdict[0] == rule
+    assert removal(normalize_record(record, CleanConfig()), CleanConfig.from_options([rule])) is None
+
+
+@pytest.mark.parametrize("record", [
+    rec("Classify the sentiment of the review.", "Positive", input="The food was great."),
+    rec("Yes or no: is a tomato a fruit?", "Yes. Botanically it is a fruit."),
+    rec("List two chores.", "1. Wash the dishes. 2. Take out the trash."),
+    rec("A. Lincoln gave a famous speech; summarize it.", "It says the nation must endure."),
+    rec("Summarize the plot.", "The hero returns home. Task one is done, he says."),
+    rec("把句子改成过去时。", "他昨天去了学校。", input="他每天去学校。"),
+])
+def test_junk_rules_leave_real_records_alone(record):
+    assert removal(normalize_record(record, CleanConfig()), CleanConfig()) is None

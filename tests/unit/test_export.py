@@ -27,6 +27,14 @@ from sftdata.export.stage import (
 )
 
 
+def topic(t: int, zh: bool) -> str:
+    """Words of task ``t`` alone: without them the templated instructions are near duplicates of each
+    other (ROUGE-L > 0.7), one split group, as assign_splits rightly treats them."""
+    if zh:
+        return "".join(chr(0x4E00 + 97 * (4 * t + j) % 20000) for j in range(4))
+    return " ".join(f"w{t}{c}" for c in "abcd")
+
+
 def make_records(n_tasks: int = 60, per_task: int = 3) -> list[Record]:
     """Tasks in two languages, some classification, several instances each."""
     records = []
@@ -35,10 +43,12 @@ def make_records(n_tasks: int = 60, per_task: int = 3) -> list[Record]:
         is_cls = t % 4 == 0
         for k in range(per_task):
             if lang == "zh":
-                records.append(Record(f"任务{t}：把句子分类。" if is_cls else f"任务{t}：写一句话。", f"输入{k}",
+                records.append(Record(f"任务{t}（{topic(t, True)}）：把句子分类。" if is_cls else
+                                      f"任务{t}（{topic(t, True)}）：写一句话。", f"输入{k}",
                                       f"输出{t}-{k}。", lang=lang, is_classification=is_cls))
             else:
-                records.append(Record(f"Task {t}: classify the sentence." if is_cls else f"Task {t}: write a line.",
+                records.append(Record(f"Task {t} ({topic(t, False)}): classify the sentence." if is_cls else
+                                      f"Task {t} ({topic(t, False)}): write a line.",
                                       f"input {k}" if k else "", f"Output {t}-{k}.", lang=lang,
                                       is_classification=is_cls))
     return records
@@ -338,3 +348,28 @@ def test_export_refuses_incomplete_records(tmp_path):
         export([Record("x", "", "")], tmp_path / "out")
     with pytest.raises(ConfigError):
         export([], tmp_path / "out")
+
+
+def test_relatives_never_straddle_splits():
+    """The demo's leak: a paraphrase (parent_id -> its parent) in test, its parent in train, one output.
+    Lineage chains, near-duplicate instructions and equal outputs all join a record's group."""
+    records = make_records(60, 1)
+    root = Record("Explain why the sky is blue to a child.", "", "Sunlight scatters off the air; blue scatters most.")
+    para = Record("Tell a kid the reason the sky looks blue.", "", root.output, parent_id=root.id)
+    grandchild = Record("Using one simile, explain the blue sky to a five-year-old.", "", "Like a prism...",
+                        parent_id=para.id)
+    orphan = Record("Explain to a young child why daytime sky is blue.", "", "Air bends blue light around.",
+                    parent_id="gone-parent")
+    orphan_sibling = Record("Describe a sunset for a blind reader.", "", "Warm colours sink.",
+                            parent_id="gone-parent")
+    near = Record("Explain why the sky is blue to a small child.", "", "Because of Rayleigh scattering.")
+    relatives = [root, para, grandchild, orphan, orphan_sibling, near]
+    records += relatives
+    info: dict = {}
+    for seed in range(12):
+        names = assign_splits(records, (0.6, 0.2, 0.2), seed, info=info)
+        groups = {names[len(records) - 6 + i] for i in (0, 1, 2, 5)}
+        assert len(groups) == 1, (seed, groups)
+        assert names[-3] == names[-2], seed
+    assert info["links"]["lineage"] >= 3 and info["links"]["near_duplicate"] >= 1
+    assert info["groups"] == 60 + 2  # 60 tasks; the sky family (root, para, grandchild, near), the orphans

@@ -190,3 +190,24 @@ def test_threshold_bounds():
     lenient = RougeIndex("rouge", 1.0)  # nothing drops, not even a copy
     lenient.add("x y z")
     assert lenient.check("x y z").novel
+
+
+def test_nearest_is_the_exact_maximum_that_check_only_bounds():
+    import random
+
+    from sftdata.filter.tokenize import tokenize_auto
+
+    rng = random.Random(7)
+    words = "the a cat dog sat on mat red blue sky sun write poem story about explain why list tips".split()
+    texts = [" ".join(rng.choice(words) for _ in range(rng.randint(3, 12))) for _ in range(240)]
+    index = RougeIndex(threshold=0.7)
+    index.add_many(texts[:200])
+    lower_bounds = 0
+    for query in texts[200:]:
+        scores = [rouge_l_f(tokenize_auto(t), tokenize_auto(query)) for t in texts[:200]]
+        match = index.nearest(query)
+        assert match.score == max(scores) and match.most_similar == texts[scores.index(max(scores))]
+        assert match.novel == index.check(query).novel
+        assert index.nearest(query, among=50).score == max(scores[:50])
+        lower_bounds += index.check(query).score < match.score
+    assert lower_bounds  # check's neighbour of a novel text really is only a bound
