@@ -1,4 +1,4 @@
-"""``sftdata eval``: the base model and each adapter on held-out data, side by side."""
+"""``sftdata eval``: the base model, each adapter and each GGUF file on held-out data, side by side."""
 
 from __future__ import annotations
 
@@ -14,6 +14,9 @@ from ._options import json_option, print_summary
                    "(their sftdata_finetune.json), else the embedded SmolLM2-135M-Instruct.")
 @click.option("--adapter", "adapters", multiple=True, type=click.Path(file_okay=False),
               help="PEFT adapter directory evaluated on top of the base model. Repeat to compare several.")
+@click.option("--gguf", "ggufs", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="GGUF file (e.g. from `sftdata finetune export`) evaluated beside the base and adapters, "
+                   "read through transformers (dequantized). Repeatable.")
 @click.option("--max-new-tokens", type=int, default=128, show_default=True,
               help="Greedy generation stops at EOS / end-of-turn or after this many tokens.")
 @click.option("--batch-size", type=int, default=8, show_default=True, help="Records per forward pass.")
@@ -27,7 +30,8 @@ from ._options import json_option, print_summary
 @click.option("--out", default="eval", show_default=True, type=click.Path(file_okay=False),
               help="Directory for eval.json, eval.md and predictions.jsonl.")
 @json_option
-def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, ...], max_new_tokens: int,
+def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, ...], ggufs: tuple[str, ...],
+            max_new_tokens: int,
             batch_size: int, max_len: int, limit: int | None, labels_from: tuple[str, ...], out: str,
             as_json: bool) -> None:
     """Loss, perplexity, token accuracy, ROUGE-L, exact match and classification P/R/F1 on DATA.
@@ -40,7 +44,8 @@ def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, 
 
     options = EvalOptions(max_new_tokens=max_new_tokens, batch_size=batch_size, max_len=max_len, limit=limit)
     report = evaluate(list(data), base_model=base_model, adapters=list(adapters), options=options,
-                      labels_from=list(labels_from), log=lambda msg: click.echo(msg, err=True))
+                      labels_from=list(labels_from), log=lambda msg: click.echo(msg, err=True),
+                      ggufs=list(ggufs))
     files = write_outputs(report, out)
     if as_json:
         summary = {k: v for k, v in report.items() if k != "predictions"}
