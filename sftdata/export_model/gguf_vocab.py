@@ -55,6 +55,9 @@ def vocabulary(model_dir: Path, vocab_size: int) -> tuple[list[str], list[int], 
     tokens = [by_id.get(i, f"[PAD{i}]") for i in range(size)]
     types = [kinds.get(i, NORMAL if i in by_id else UNUSED) for i in range(size)]
     merges = [m if isinstance(m, str) else " ".join(m) for m in data["model"].get("merges", [])]
+    if not merges:  # GGUF has no empty arrays, and llama.cpp refuses a gpt2 vocabulary without merges
+        raise ConfigError(f"{model_dir / 'tokenizer.json'}: a BPE tokenizer without merges cannot be written "
+                          "as a llama.cpp gpt2 vocabulary", "ADAPTER_OR_MODEL")
     return tokens, types, merges, ids
 
 
