@@ -102,22 +102,17 @@ def tokens_per_second(model: Any, tokenizer: Any, records: list[Record], new_tok
     return total / seconds if seconds else 0.0
 
 
-def _size(path: Path) -> int:
-    if path.is_dir():
-        return sum(f.stat().st_size for f in path.glob("*.safetensors"))
-    return path.stat().st_size
-
-
 def verify(merged_dir: str | Path, ggufs: dict[str, Path], records: list[Record], max_len: int = 512,
            batch_size: int = 4, speed_prompts: int = 2, new_tokens: int = 24,
-           log: Any = None) -> list[dict[str, Any]]:
-    """One row per model: the merged HF model first (the reference), then each GGUF."""
+           log: Any = None, reference_dtype: Any = None) -> list[dict[str, Any]]:
+    """One row per model: the merged HF model first (the reference, float32 unless
+    ``reference_dtype``; its size is its weights' bytes in that dtype), then each GGUF."""
     import torch
 
     from ..llm.embedded import load_model_and_tokenizer
 
     started = time.perf_counter()
-    model, tokenizer = load_model_and_tokenizer(str(merged_dir), dtype=torch.float32)
+    model, tokenizer = load_model_and_tokenizer(str(merged_dir), dtype=reference_dtype or torch.float32)
     load_s = time.perf_counter() - started
     examples = _examples(tokenizer, records, max_len)
     order = sorted(range(len(examples)), key=lambda i: len(examples[i].input_ids))
@@ -125,7 +120,8 @@ def verify(merged_dir: str | Path, ggufs: dict[str, Path], records: list[Record]
     pad = tokenizer.pad_token_id
     speed_records = records[:speed_prompts]
     rows = [{"format": f"hf ({str(next(model.parameters()).dtype).replace('torch.', '')})",
-             "file": str(merged_dir), "bytes": _size(Path(merged_dir)), "load_s": load_s,
+             "file": str(merged_dir), "load_s": load_s,
+             "bytes": sum(p.numel() * p.element_size() for p in model.parameters()),  # tied: counted once
              **score(model, examples, pad, batch_size, reference),
              "tokens_per_s": tokens_per_second(model, tokenizer, speed_records, new_tokens)}]
     del model
@@ -136,7 +132,7 @@ def verify(merged_dir: str | Path, ggufs: dict[str, Path], records: list[Record]
         started = time.perf_counter()
         model, gguf_tokenizer = load_gguf(path)
         load_s = time.perf_counter() - started
-        rows.append({"format": f"gguf {label}", "file": str(path), "bytes": _size(path), "load_s": load_s,
+        rows.append({"format": f"gguf {label}", "file": str(path), "bytes": path.stat().st_size, "load_s": load_s,
                      "tokenizer_match": _same_ids(tokenizer, gguf_tokenizer, records),
                      **score(model, examples, pad, batch_size, reference),
                      "tokens_per_s": tokens_per_second(model, gguf_tokenizer, speed_records, new_tokens)})
