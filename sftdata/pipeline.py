@@ -9,7 +9,6 @@ chain. A stage interrupted mid-way resumes itself where it can (generate, augmen
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import json
 import os
@@ -20,76 +19,22 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .core.config import apply_overrides, build, load_file, to_plain
+from . import registry
+from .core import settings
+from .core.config import apply_overrides, build, load_file
 from .core.errors import ConfigError
+from .core.stage import StageResult, StageSpec
 from .llm.client import LLMConfig
 
-STAGE_ORDER = ["generate", "filter", "clean", "augment", "export", "finetune", "eval", "report"]
-# settings that do not change what a stage produces, so changing them does not re-run it
-NOT_HASHED = {"concurrency", "timeout", "max_attempts", "retry_base", "max_requests", "max_cost", "progress",
-              "api_key", "fail_after", "batch_size"}
-
-
-@dataclass
-class LLMSection:
-    base_url: list[str] = field(default_factory=list)
-    model: str | None = None
-    api_key: str | None = None  # better: the OPENAI_API_KEY environment variable
-    concurrency: int = 16
-    timeout: float = 120.0
-    max_attempts: int = 6
-    retry_base: float = 0.5
-    price_in: float | None = None
-    price_out: float | None = None
-    max_cost: float | None = None
-    max_requests: int | None = None
-    cache: bool = True
-    batch_size: int = 32
-
-    def to_llm_config(self) -> LLMConfig:
-        values = {f.name: getattr(self, f.name) for f in dataclasses.fields(self) if f.name != "base_url"}
-        return LLMConfig(base_urls=list(self.base_url), **values)
-
-
-@dataclass
-class CleanSection:
-    no_rule: list[str] = field(default_factory=list)
-    mask_pii: bool = False
-    outlier_z: float = 3.5
-    outlier_short: bool = False  # also remove unusually short outputs (off: short labels are normal)
-
-
-@dataclass
-class ExportSection:
-    formats: list[str] = field(default_factory=lambda: ["alpaca", "sharegpt", "messages"])
-    split: list[float] = field(default_factory=lambda: [0.9, 0.05, 0.05])
-    system: str | None = None
-    hf: bool = False
-    license: str | None = None
-
-    def validate(self) -> None:
-        """Bad formats or splits fail when the config loads, not after hours of generation."""
-        from .export.stage import parse_formats, parse_split
-
-        try:
-            parse_formats(self.formats)
-        except ConfigError as exc:
-            raise ConfigError(exc.message, "--formats") from None
-        parse_split(self.split)
-
-
-@dataclass
-class EvalSection:
-    max_new_tokens: int = 128
-    batch_size: int = 8
-    max_len: int = 1024
-    limit: int | None = None
-    base: bool = True  # evaluate the base model beside the adapter
-
-
-@dataclass
-class ReportSection:
-    pass
+# the keys of a config besides the llm section and one section per stage
+GLOBAL_KEYS = {
+    "name": ("", "Run name; the run directory defaults to runs/<name> (default: the config file's name)."),
+    "out": ("", "Run directory (the --out option wins)."),
+    "lang": ("", "en or zh: prompts, filters and seeds (default: the seeds' language)."),
+    "seed": ("0", "Seed of every random choice and request of every stage."),
+    "seeds": ("[]", "Seed task files, relative to the config file (default: the packaged seeds/<lang>.jsonl)."),
+    "progress": ("", "Accepted and ignored (progress bars: the --no-progress option)."),
+}
 
 
 @dataclass
@@ -100,37 +45,28 @@ class Pipeline:
     lang: str | None
     seed: int
     seeds: list[str]
-    llm: LLMSection
+    llm: LLMConfig
     stages: dict[str, Any]
 
     def public(self) -> dict[str, Any]:
         data = {"out": str(self.out), "lang": self.lang, "seed": self.seed, "seeds": self.seeds,
-                "llm": to_plain(self.llm), "stages": {k: to_plain(v) for k, v in self.stages.items()}}
+                "llm": settings.section(self.llm),
+                "stages": {k: settings.section(v) if v is not None else None for k, v in self.stages.items()}}
         data["llm"].pop("api_key", None)
         return data
 
 
-def _section_classes() -> dict[str, type]:
-    # imported here: finetune pulls in torch, which `sftdata --help` should not pay for
-    from .augment.config import AugmentConfig
-    from .filter.rules import FilterConfig
-    from .finetune.config import FinetuneConfig
-    from .generate.config import GenerateConfig
-
-    return {"generate": GenerateConfig, "filter": FilterConfig, "clean": CleanSection, "augment": AugmentConfig,
-            "export": ExportSection, "finetune": FinetuneConfig, "eval": EvalSection, "report": ReportSection}
-
-
-TOP_LEVEL = {"name", "out", "lang", "seed", "seeds", "llm", "progress", *STAGE_ORDER}
-SET_BY_PIPELINE = {"finetune": {"data", "out", "eval_data"}, "generate": {"seeds"}}
+def top_level_keys() -> set[str]:
+    return {*GLOBAL_KEYS, "llm", *registry.names()}
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None = None) -> Pipeline:
     path = Path(path)
     raw = apply_overrides(_with_environment(load_file(path)), list(overrides))
+    known = top_level_keys()
     for key in raw:
-        if key not in TOP_LEVEL:
-            raise ConfigError(f"unknown key in {path.name} (known: {', '.join(sorted(TOP_LEVEL))})", str(key))
+        if key not in known:
+            raise ConfigError(f"unknown key in {path.name} (known: {', '.join(sorted(known))})", str(key))
     name = raw.get("name") or path.stem
     if not isinstance(name, str):
         raise ConfigError("expected a string", "name")
@@ -147,15 +83,14 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     lang = raw.get("lang")
     if lang not in (None, "en", "zh"):
         raise ConfigError(f"expected en or zh, got {lang!r}", "lang")
-    llm = build(LLMSection, raw.get("llm"), "llm")
-    stages = {name: _build_stage(name, cls, raw.get(name), seed=seed, lang=lang)
-              for name, cls in _section_classes().items()}
+    llm = build(LLMConfig, raw.get("llm"), "llm")
+    stages = {spec.name: _build_stage(spec, raw.get(spec.name), seed=seed, lang=lang) for spec in registry.specs()}
     pipeline = Pipeline(out=out_dir, lang=lang, seed=seed, seeds=seeds, llm=llm, stages=stages)
     _validate(pipeline)
     return pipeline
 
 
-ENVIRONMENT = {"OPENAI_BASE_URL": "base_url", "OPENAI_API_KEY": "api_key", "SFTDATA_MODEL": "model"}
+ENVIRONMENT = settings.environment(LLMConfig)  # OPENAI_BASE_URL, OPENAI_API_KEY, SFTDATA_MODEL
 
 
 def _with_environment(raw: dict[str, Any]) -> dict[str, Any]:
@@ -173,7 +108,8 @@ def _with_environment(raw: dict[str, Any]) -> dict[str, Any]:
     return raw
 
 
-def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -> Any:
+def _build_stage(spec: StageSpec, data: Any, seed: int, lang: str | None) -> Any:
+    name = spec.name
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -182,55 +118,99 @@ def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -
     enabled = data.pop("enabled", True)
     if not isinstance(enabled, bool):
         raise ConfigError(f"expected true or false, got {enabled!r}", f"{name}.enabled")
-    for key in SET_BY_PIPELINE.get(name, ()):
+    for key in settings.by_pipeline(spec.config):
         if key in data:
             raise ConfigError("is set by the pipeline (from the previous stage)", f"{name}.{key}")
-    names = {f.name for f in dataclasses.fields(cls)}
-    if "seed" in names:
+    keys = {settings.key_of(f) for f in settings.config_fields(spec.config)}
+    if "seed" in keys:
         data.setdefault("seed", seed)
-    if "lang" in names and lang is not None:
+    if "lang" in keys and lang is not None:
         data.setdefault("lang", lang)
-    if name == "finetune":
-        data.update({"data": [], "out": ""})
-    section = build(cls, data, name)
+    section = build(spec.config, data, name)
     return section if enabled else None
 
 
 def _validate(pipeline: Pipeline) -> None:
     """Run each library config's own checks, naming keys the config-file way."""
-    checks = {"llm": pipeline.llm.to_llm_config().validate}
-    checks.update((name, getattr(section, "validate", None)) for name, section in pipeline.stages.items())
-    for name, check in checks.items():
+    checks = [("llm", pipeline.llm)] + list(pipeline.stages.items())
+    for name, config in checks:
+        check = getattr(config, "validate", None)
         if check is None:
             continue
         try:
             check()
         except ConfigError as exc:
-            option = (exc.option or "").lstrip("-").replace("-", "_")
-            raise ConfigError(exc.message, f"{name}.{option}" if option else name) from None
+            raise ConfigError(exc.message, f"{name}.{_key_of_option(config, exc.option)}".rstrip(".")) from None
+
+
+def _key_of_option(config: Any, option: str | None) -> str:
+    """The config key of a command-line option a check named (``--format`` -> ``formats``)."""
+    for f in settings.fields(config):
+        if settings.option_name(f) == option:
+            return settings.key_of(f)
+    return (option or "").lstrip("-").replace("-", "_")
+
+
+def list_keys() -> list[tuple[str, str, str]]:
+    """``(key, default, help)`` for every key a ``sftdata run`` config may hold."""
+    rows = [(key, default, text) for key, (default, text) in GLOBAL_KEYS.items()]
+    rows += settings.describe(LLMConfig, "llm")
+    for spec in registry.specs():
+        rows.append((f"{spec.name}.enabled", "true", f"Run the {spec.name} stage ({spec.help})."))
+        rows += settings.describe(spec.config, spec.name)
+    return rows
 
 
 # ---------------------------------------------------------------- running
 
 @dataclass
 class Context:
+    """What a stage's run function sees of the run (:class:`sftdata.core.stage.StageContext`)."""
+
     pipeline: Pipeline
     progress: bool
     log: Callable[[str], None]
-    outputs: dict[str, list[Path]] = field(default_factory=dict)  # data files each finished stage produced
+    outputs: dict[str, list[Path]] = field(default_factory=dict)  # what each finished stage produced
+    stage: str = ""  # the stage running now
 
-    def dir(self, stage: str) -> Path:
-        return self.pipeline.out / stage
+    @property
+    def out(self) -> Path:
+        return self.pipeline.out / self.stage
+
+    @property
+    def run_dir(self) -> Path:
+        return self.pipeline.out
+
+    @property
+    def seed(self) -> int:
+        return self.pipeline.seed
+
+    @property
+    def lang(self) -> str | None:
+        return self.pipeline.lang
+
+    @property
+    def seeds(self) -> list[str]:
+        return list(self.pipeline.seeds)
+
+    def llm_config(self) -> LLMConfig:
+        return self.pipeline.llm
 
     def seed_files(self) -> list[Path]:
         return [Path(p) for p in self.pipeline.seeds] or [_default_seeds(self.pipeline)]
 
-    def latest_data(self) -> list[Path]:
+    def data(self) -> list[Path]:
         """The records the last data stage produced (the seeds when no stage ran before)."""
-        for name in reversed(STAGE_ORDER):
-            if name in self.outputs and name not in ("export", "finetune", "eval", "report"):
+        for name in reversed(registry.data_stages()):
+            if name in self.outputs:
                 return self.outputs[name]
         return self.seed_files()
+
+    def output_of(self, stage: str) -> list[Path] | None:
+        return self.outputs.get(stage)
+
+    def config_of(self, stage: str) -> Any:
+        return self.pipeline.stages.get(stage)
 
 
 def _default_seeds(pipeline: Pipeline) -> Path:
@@ -239,21 +219,22 @@ def _default_seeds(pipeline: Pipeline) -> Path:
     return seeds_dir() / f"{pipeline.lang or 'en'}.jsonl"
 
 
-def stage_hash(name: str, section: Any, previous: str, pipeline: Pipeline) -> str:
-    settings = {k: v for k, v in to_plain(section).items() if k not in NOT_HASHED} if section is not None else None
-    llm = {k: v for k, v in to_plain(pipeline.llm).items() if k not in NOT_HASHED}
-    payload = {"stage": name, "settings": settings, "previous": previous, "seeds": pipeline.seeds,
-               "lang": pipeline.lang, "seed": pipeline.seed,
-               "llm": llm if name in ("generate", "augment") else None}
+def stage_hash(spec: StageSpec, section: Any, previous: str, pipeline: Pipeline) -> str:
+    """The stage's identity: its hashed settings, the stage before it, the run's inputs (and the LLM's
+    hashed settings for a stage that calls it)."""
+    payload = {"stage": spec.name, "settings": settings.hashed(section) if section is not None else None,
+               "previous": previous, "seeds": pipeline.seeds, "lang": pipeline.lang, "seed": pipeline.seed,
+               "llm": settings.hashed(pipeline.llm) if spec.uses_llm else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 
 def plan(pipeline: Pipeline) -> list[dict[str, Any]]:
     """What a run would do now: for each stage, run / skip (finished, same settings) / off."""
     steps, previous, upstream_runs = [], "", False
-    for name in STAGE_ORDER:
-        section = pipeline.stages[name]
-        digest = stage_hash(name, section, previous, pipeline)
+    for spec in registry.specs():
+        name = spec.name
+        section = pipeline.stages.get(name)
+        digest = stage_hash(spec, section, previous, pipeline)
         marker = _read_marker(pipeline.out / name)
         if section is None:
             action = "off"
@@ -288,15 +269,15 @@ def _write_marker(directory: Path, data: dict[str, Any]) -> None:
 
 
 def run_pipeline(pipeline: Pipeline, progress: bool = True, log: Callable[[str], None] = print) -> dict[str, Any]:
-    from . import stages
     from .core.rundir import RunDir
 
     RunDir(pipeline.out).write_config(pipeline.public())
     ctx = Context(pipeline=pipeline, progress=progress, log=log)
     summary: dict[str, Any] = {"out": str(pipeline.out), "stages": {}}
+    specs = {spec.name: spec for spec in registry.specs()}
     for step in plan(pipeline):
         name, directory = step["stage"], pipeline.out / step["stage"]
-        section = pipeline.stages[name]
+        section = pipeline.stages.get(name)
         if section is None:
             summary["stages"][name] = {"action": "off"}
             continue
@@ -312,10 +293,12 @@ def run_pipeline(pipeline: Pipeline, progress: bool = True, log: Callable[[str],
         log(f"[{name}] {'re-running' if fresh else step['action']} -> {directory}")
         _write_marker(directory, {"hash": step["hash"], "status": "running"})
         started = time.perf_counter()
-        outputs, result = getattr(stages, f"run_{name}")(ctx, section)
-        ctx.outputs[name] = outputs
-        short = stages.short_summary(name, result)
-        _write_marker(directory, {"hash": step["hash"], "status": "done", "outputs": [str(p) for p in outputs],
+        ctx.stage = name
+        result: StageResult = specs[name].run(ctx, section)
+        ctx.outputs[name] = result.outputs
+        short = result.short(specs[name].summary_keys)
+        _write_marker(directory, {"hash": step["hash"], "status": "done",
+                                  "outputs": [str(p) for p in result.outputs],
                                   "seconds": round(time.perf_counter() - started, 1), "summary_short": short})
         summary["stages"][name] = {"action": "ran", **short}
     return summary

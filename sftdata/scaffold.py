@@ -35,7 +35,7 @@ def _read_tasks(path: Path) -> list[dict]:
 
 
 def _config(lang: str, domain: str) -> str:
-    return f"""# sftdata pipeline for a {domain} dataset ({lang}). Every key: `sftdata run --help` and the README.
+    return f"""# sftdata pipeline for a {domain} dataset ({lang}). Every key, its default and help: `sftdata run --list-keys`.
 name: {domain}-{lang}
 lang: {lang}
 seed: 0

@@ -4,7 +4,12 @@
     summary = augment(AugmentConfig(ops=["constraints", "paraphrase"]), llm_config, ["in.jsonl"], "out/")
 """
 
+from ..core.stage import StageSpec
 from .api import augment
 from .config import GROUPS, OPS, AugmentConfig
+from .step import estimate, run
 
-__all__ = ["augment", "AugmentConfig", "OPS", "GROUPS"]
+__all__ = ["augment", "AugmentConfig", "OPS", "GROUPS", "SPEC"]
+
+SPEC = StageSpec("augment", AugmentConfig, run, uses_llm=True, estimate=estimate,
+                 help="Evol-Instruct evolution, paraphrase, rule-based variations")

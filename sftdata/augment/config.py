@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from ..core.errors import ConfigError, DataError
+from ..core.settings import click_path, setting
+from ..filter.config import RULES, FilterConfig
 from .evol import EVOL_OPS, PARAPHRASE
 
 RULE_OPS = ("rule:template", "rule:keywords")
@@ -18,21 +20,36 @@ LANGS = ("auto", "en", "zh")
 class AugmentConfig:
     """What ``sftdata augment`` does; each field is the CLI option of the same name."""
 
-    ops: list[str] = field(default_factory=lambda: ["evol"])
-    rounds: int = 1  # with 2 or more, the survivors of a round are augmented again
-    lang: str = "auto"  # prompt language; "auto": each record's own (declared or detected)
-    seed: int = 0
-    limit: int | None = None  # augment only the first N input records (all of them are still compared)
-    ops_per_record: int | None = None  # ops drawn per record and round (the paper: 1); None: every op
-    keywords: list[str] = field(default_factory=list)  # for rule:keywords
-    keywords_file: str | None = None  # one keyword or constraint per line
-    rouge_threshold: float = 0.7  # ROUGE-L F above which a new instruction is a near-duplicate
-    temperature: float = 0.7
-    max_tokens: int = 512  # for answers
-    rewrite_max_tokens: int = 256  # for rewritten instructions
-    min_words: int = 3  # instruction length: more than min_words, at most max_words (Chinese: characters / 2)
-    max_words: int = 150
-    no_rule: list[str] = field(default_factory=list)  # filter rules to switch off (as ``sftdata filter``)
+    ops: list[str] = setting(lambda: ["evol"], cli=False, metavar="OPS",
+                             help=f"Operations: {', '.join(OPS)}; groups: evol, rule, all.")
+    rounds: int = setting(1, help="Rounds of augmentation: from round 2 on, the survivors of the previous round "
+                                  "evolve again.")
+    lang: str = setting("auto", choices=LANGS, help="Prompt language; auto: each record's own (declared, else "
+                                                    "detected).")
+    seed: int = setting(0, help="Seed of every random choice and request.")
+    limit: int | None = setting(None, help="Augment only the first N input records (all of them are still "
+                                           "compared).")
+    ops_per_record: int | None = setting(None, help="Draw this many of the operations for each record and round "
+                                                    "(Evol-Instruct draws 1). Default: every operation.")
+    keywords: list[str] = setting(list, option="--keyword", metavar="WORD", split=False,
+                                  help="rule:keywords: a keyword (repeatable).")
+    keywords_file: str | None = setting(None, option="--keywords", click_type=click_path(dir_okay=False),
+                                        help="rule:keywords: a file with one keyword per line; a line that ends "
+                                             "like a sentence (\"Answer in under 100 words.\") is a constraint, "
+                                             "appended as it is.")
+    rouge_threshold: float = setting(0.7, help="A new instruction whose ROUGE-L F against any input or accepted "
+                                               "instruction is above this is a near-duplicate and rejected "
+                                               "(complicate-input: instruction and input together). Recast "
+                                               "templates and short keywords often are: raise it to keep more of "
+                                               "them.")
+    temperature: float = setting(0.7, help="Sampling temperature.")
+    max_tokens: int = setting(512, help="Longest answer, in tokens.")
+    rewrite_max_tokens: int = setting(256, help="Longest rewritten instruction, in tokens.")
+    min_words: int = setting(3, help="Shortest new instruction (words; Chinese: characters / 2).")
+    max_words: int = setting(150, help="Longest new instruction.")
+    no_rule: list[str] = setting(list, metavar="NAME",
+                                 help=f"Switch a filter rule off for new records (repeatable or comma-separated): "
+                                      f"{', '.join(RULES)}.")
 
     def resolved_ops(self) -> list[str]:
         """The ops in order, groups ("evol", "rule", "all") expanded, duplicates dropped."""
@@ -67,15 +84,18 @@ class AugmentConfig:
         for ok, message, option in checks:
             if not ok:
                 raise ConfigError(message, option)
-        from .filtering import filter_config
-
-        filter_config(self).validate()  # --min-words, --max-words, --no-rule, as the filter stage
+        self.filter_config().validate()  # --min-words, --max-words, --no-rule, as the filter stage
         has_keywords = bool(self.keywords or self.keywords_file)
         if "rule:keywords" in ops and not has_keywords:
             raise ConfigError("rule:keywords needs --keywords FILE or --keyword WORD", "--ops")
         if has_keywords and "rule:keywords" not in ops:
             raise ConfigError("keywords are only used by the rule:keywords operation; add it to --ops",
                               "--keyword" if self.keywords else "--keywords")
+
+    def filter_config(self) -> FilterConfig:
+        """The filter stage's settings for new records; the expected language is given per record."""
+        return FilterConfig(rouge_threshold=self.rouge_threshold, rouge_tokenizer="auto", lang=None,
+                            min_words=self.min_words, max_words=self.max_words, disabled=frozenset(self.no_rule))
 
     def keyword_list(self) -> list[str]:
         """``keywords`` then the lines of ``keywords_file`` (blank lines and ``#`` comments skipped)."""

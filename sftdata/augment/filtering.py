@@ -11,14 +11,14 @@ from __future__ import annotations
 from typing import Any
 
 from ..core.records import Record
-from ..filter.rules import FilterConfig, check_instance, check_instruction, detect_lang
+from ..filter.rules import check_instance, check_instruction, detect_lang
 from .config import AugmentConfig
 
 
 class InstructionFilter:
     def __init__(self, config: AugmentConfig) -> None:
         self.config = config
-        self.rules = filter_config(config)
+        self.rules = config.filter_config()
 
     def lang_of(self, record: Record) -> str:
         """The language of a parent's evolutions: --lang, else its declared language, else the detected one."""
@@ -38,10 +38,3 @@ class InstructionFilter:
     @property
     def rouge(self) -> bool:
         return "rouge" not in self.config.no_rule
-
-
-def filter_config(config: AugmentConfig) -> FilterConfig:
-    """The filter stage's settings for new records; the expected language is given per record."""
-    return FilterConfig(rouge_threshold=config.rouge_threshold, rouge_tokenizer="auto", lang=None,
-                        min_words=config.min_words, max_words=config.max_words,
-                        disabled=frozenset(config.no_rule))

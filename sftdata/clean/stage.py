@@ -39,57 +39,14 @@ from ..core.records import Record, read_all, rejected, write_jsonl
 from ..core.rundir import RunDir
 from ..core.stats import is_cjk_lang
 from . import rules, text
+from .config import GROUPS, NORMALIZE_RULES, OPTIONAL_RULES, REMOVE_RULES, RULES, CleanConfig  # noqa: F401
 
-NORMALIZE_RULES = ("control-chars", "html", "nfkc", "whitespace", "code-fence")
-REMOVE_RULES = ("empty", "refusal", "repeats-instruction", "repetition", "truncated", "length-outlier")
-OPTIONAL_RULES = ("pii",)
-RULES = NORMALIZE_RULES + REMOVE_RULES + OPTIONAL_RULES
-GROUPS = {"normalize": NORMALIZE_RULES}
 STAGE = "clean"
 
 # checked in this order, the first that fires names the removal: a loop that ran into the length limit
 # is reported as repetition, the cause, rather than as truncated
 _DETECTORS = {"refusal": rules.refusal, "repeats-instruction": rules.repeats_instruction,
               "repetition": rules.repetition, "truncated": rules.truncated}
-
-
-@dataclass(frozen=True)
-class CleanConfig:
-    disabled: frozenset[str] = frozenset()
-    mask_pii: bool = False
-    outlier_z: float = 3.5
-    outlier_min_group: int = 10
-    outlier_short: bool = False  # also remove unusually short outputs
-
-    @classmethod
-    def from_options(cls, no_rule: Iterable[str] = (), mask_pii: bool = False, outlier_z: float = 3.5,
-                     outlier_min_group: int = 10, outlier_short: bool = False) -> CleanConfig:
-        """Validate option values; ``no_rule`` entries may be comma-separated."""
-        disabled: set[str] = set()
-        for value in no_rule:
-            for name in (v.strip().lower() for v in value.split(",")):
-                if not name:
-                    continue
-                if name in GROUPS:
-                    disabled.update(GROUPS[name])
-                elif name == "pii":
-                    raise ConfigError("'pii' is off unless --mask-pii is given", "--no-rule")
-                elif name in RULES:
-                    disabled.add(name)
-                else:
-                    known = ", ".join(list(GROUPS) + [r for r in RULES if r != "pii"])
-                    raise ConfigError(f"unknown rule '{name}' (rules: {known})", "--no-rule")
-        if not outlier_z > 0:
-            raise ConfigError(f"must be above 0, got {outlier_z}", "--outlier-z")
-        if outlier_min_group < 3:
-            raise ConfigError("an outlier group needs at least 3 records", "outlier_min_group")
-        return cls(frozenset(disabled), mask_pii, float(outlier_z), outlier_min_group, outlier_short)
-
-    def on(self, rule: str) -> bool:
-        return self.mask_pii if rule == "pii" else rule not in self.disabled
-
-    def enabled_rules(self) -> list[str]:
-        return [r for r in RULES if self.on(r)]
 
 
 @dataclass

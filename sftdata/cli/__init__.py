@@ -1,6 +1,6 @@
 """The ``sftdata`` command: a click group. Commands parse options and call the library; nothing more.
 
-``main`` maps errors to the exit codes of DESIGN.md: 0 ok, 1 internal error, 2 bad input or
+``main`` maps errors to the exit codes of docs/architecture.md: 0 ok, 1 internal error, 2 bad input or
 configuration, 3 endpoint unusable, 130 interrupted. ``--debug`` shows tracebacks.
 """
 
@@ -21,26 +21,27 @@ COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "f
                    "report", "run", "init"]
 
 
-@click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
+def _help() -> str:
+    """The group's help, its stage list from the registry (so a new stage shows up by itself)."""
+    from ..registry import specs
+
+    other = [("run", "the whole pipeline from one YAML/TOML config (`sftdata run --list-keys`: every key)"),
+             ("init", "scaffold a project: config, seed tasks to edit, next steps"),
+             ("llm", "talk to the configured model (chat) and measure its throughput (bench)")]
+    rows = [(s.name, s.help) for s in specs()] + other
+    width = max(len(name) for name, _ in rows)
+    lines = "\n".join(f"  {name:<{width}}  {text}" for name, text in rows)
+    return ("Grow instruction-tuning (SFT) datasets from seed tasks, filter and export them, fine-tune on them.\n\n"
+            "\b\nStages (each reads and writes JSONL; run `sftdata COMMAND --help`):\n" + lines + "\n"
+            "With no endpoint configured (--base-url / OPENAI_BASE_URL) the embedded\n"
+            "SmolLM2-135M-Instruct model answers, offline.")
+
+
+@click.group(help=_help(), context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
 @click.version_option(__version__, prog_name="sftdata")
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
-    """Grow instruction-tuning (SFT) datasets from seed tasks, filter and export them, fine-tune on them.
-
-    \b
-    Stages (each reads and writes JSONL; run `sftdata COMMAND --help`):
-      generate  Self-Instruct / Alpaca bootstrap from seed tasks
-      filter    ROUGE-L novelty, language, length, blacklist, format rules
-      clean     normalize text; drop refusals, truncations, repetition, outliers
-      augment   Evol-Instruct evolution, paraphrase, rule-based variations
-      export    alpaca / sharegpt / messages / prompt-completion, splits, dataset card
-      finetune  LoRA / prefix / prompt / IA3 with transformers + peft
-      eval      held-out loss, generation metrics, base vs adapters
-      report    statistics and plots as one HTML page
-      run       the whole pipeline from one YAML/TOML config
-    With no endpoint configured (--base-url / OPENAI_BASE_URL) the embedded
-    SmolLM2-135M-Instruct model answers, offline.
-    """
+    pass
 
 
 for _name in COMMAND_MODULES:

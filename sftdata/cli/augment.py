@@ -7,7 +7,7 @@ from pathlib import Path
 import click
 
 from ..augment import OPS, AugmentConfig, augment
-from ..filter.rules import RULES
+from ..core.settings import click_options, from_options
 from ._options import json_option, llm_options, pop_llm_config, print_summary
 
 
@@ -18,38 +18,13 @@ from ._options import json_option, llm_options, pop_llm_config, print_summary
                    "together to the next stage), rejected.jsonl (with reasons), failures.jsonl, stats.json.")
 @click.option("--ops", "ops", required=True, multiple=True, metavar="OPS",
               help=f"Comma-separated operations (repeatable): {', '.join(OPS)}; groups: evol, rule, all.")
-@click.option("--rounds", type=int, default=1, show_default=True,
-              help="Rounds of augmentation: from round 2 on, the survivors of the previous round evolve again.")
-@click.option("--ops-per-record", type=int, default=None,
-              help="Draw this many of the operations for each record and round (Evol-Instruct draws 1). "
-                   "Default: every operation.")
-@click.option("--lang", type=click.Choice(["auto", "en", "zh"]), default="auto", show_default=True,
-              help="Prompt language; auto: each record's own (declared, else detected).")
-@click.option("--seed", type=int, default=0, show_default=True, help="Seed of every random choice and request.")
-@click.option("--limit", type=int, default=None, help="Augment only the first N input records.")
-@click.option("--keywords", "keywords_file", type=click.Path(dir_okay=False, path_type=Path),
-              help="rule:keywords: a file with one keyword per line; a line that ends like a sentence "
-                   "(\"Answer in under 100 words.\") is a constraint, appended as it is.")
-@click.option("--keyword", "keywords", multiple=True, metavar="WORD", help="rule:keywords: a keyword (repeatable).")
-@click.option("--rouge-threshold", type=float, default=0.7, show_default=True,
-              help="A new instruction whose ROUGE-L F against any input or accepted instruction is above this "
-                   "is a near-duplicate and rejected (complicate-input: instruction and input together). "
-                   "Recast templates and short keywords often are: raise it to keep more of them.")
-@click.option("--min-words", type=int, default=3, show_default=True,
-              help="Shortest new instruction (words; Chinese: characters / 2).")
-@click.option("--max-words", type=int, default=150, show_default=True, help="Longest new instruction.")
-@click.option("--no-rule", "no_rule", multiple=True, metavar="NAME",
-              help=f"Switch a filter rule off for new records (repeatable or comma-separated): {', '.join(RULES)}.")
-@click.option("--temperature", type=float, default=0.7, show_default=True, help="Sampling temperature.")
-@click.option("--max-tokens", type=int, default=512, show_default=True, help="Longest answer, in tokens.")
-@click.option("--rewrite-max-tokens", type=int, default=256, show_default=True,
-              help="Longest rewritten instruction, in tokens.")
+@click_options(AugmentConfig)
 @click.option("--fresh", is_flag=True, help="Start over: delete what a previous run left in --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @llm_options
 @json_option
 def command(inputs: tuple[Path, ...], out: Path, fresh: bool, no_progress: bool, as_json: bool,
-            ops: tuple[str, ...], keywords: tuple[str, ...], keywords_file: Path | None, **kwargs) -> None:
+            ops: tuple[str, ...], **kwargs) -> None:
     """Augment the records of INPUTS (records, alpaca, sharegpt, messages, prompt-completion or seed tasks).
 
     \b
@@ -73,9 +48,7 @@ def command(inputs: tuple[Path, ...], out: Path, fresh: bool, no_progress: bool,
           --ops constraints,deepen,paraphrase,rule:template --rounds 2
     """
     llm_config = pop_llm_config(kwargs)
-    no_rule = [name for value in kwargs.pop("no_rule") for name in value.split(",") if name.strip()]
-    config = AugmentConfig(ops=list(ops), keywords=list(keywords), no_rule=no_rule,
-                           keywords_file=str(keywords_file) if keywords_file else None, **kwargs)
+    config = from_options(AugmentConfig, kwargs, ops=list(ops))
     summary = augment(config, llm_config, list(inputs), out, fresh=fresh, progress=not no_progress)
     if not as_json:  # one line per op; --json has the full counts
         summary["ops"] = {op: f"proposed {c['proposed']}, kept {c['kept']}, eliminated "

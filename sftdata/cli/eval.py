@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import click
 
+from ..core.settings import click_options, from_options
+from ..eval.config import EvalConfig
 from ._options import json_option, print_summary
 
 
@@ -17,13 +19,7 @@ from ._options import json_option, print_summary
 @click.option("--gguf", "ggufs", multiple=True, type=click.Path(dir_okay=False, exists=True),
               help="GGUF file (e.g. from `sftdata finetune export`) evaluated beside the base and adapters, "
                    "read through transformers (dequantized). Repeatable.")
-@click.option("--max-new-tokens", type=int, default=128, show_default=True,
-              help="Greedy generation stops at EOS / end-of-turn or after this many tokens.")
-@click.option("--batch-size", type=int, default=8, show_default=True, help="Records per forward pass.")
-@click.option("--max-len", type=int, default=1024, show_default=True,
-              help="Tokens per record for the loss; as in fine-tuning, a longer prompt is cut (never the "
-                   "reply) and a record whose reply alone does not fit is left out of the loss and counted.")
-@click.option("--limit", type=int, help="Evaluate on the first N records only.")
+@click_options(EvalConfig)
 @click.option("--labels-from", multiple=True, type=click.Path(dir_okay=False),
               help="Record JSONL (e.g. the run's accepted.jsonl) that says which instructions are "
                    "classification tasks; exported formats lose is_classification. Repeatable.")
@@ -31,19 +27,17 @@ from ._options import json_option, print_summary
               help="Directory for eval.json, eval.md and predictions.jsonl.")
 @json_option
 def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, ...], ggufs: tuple[str, ...],
-            max_new_tokens: int,
-            batch_size: int, max_len: int, limit: int | None, labels_from: tuple[str, ...], out: str,
-            as_json: bool) -> None:
+            labels_from: tuple[str, ...], out: str, as_json: bool, **options: object) -> None:
     """Loss, perplexity, token accuracy, ROUGE-L, exact match and classification P/R/F1 on DATA.
 
     DATA: JSONL in any supported format (Record, alpaca, sharegpt, messages, prompt-completion,
     self-instruct seed tasks), typically the test split written by `sftdata export`. Records carrying
     `is_classification: true` (or named so by --labels-from) also get accuracy and macro P/R/F1.
     """
-    from ..eval.stage import EvalOptions, evaluate, json_safe, render_table, write_outputs
+    from ..eval.stage import evaluate, json_safe, render_table, write_outputs
 
-    options = EvalOptions(max_new_tokens=max_new_tokens, batch_size=batch_size, max_len=max_len, limit=limit)
-    report = evaluate(list(data), base_model=base_model, adapters=list(adapters), options=options,
+    report = evaluate(list(data), base_model=base_model, adapters=list(adapters),
+                      options=from_options(EvalConfig, options),
                       labels_from=list(labels_from), log=lambda msg: click.echo(msg, err=True),
                       ggufs=list(ggufs))
     files = write_outputs(report, out)

@@ -7,8 +7,9 @@ import os
 
 import click
 
-from ..core import settings
+from ..core.settings import click_options, from_options
 from ..export_model.config import ExportModelConfig
+from ..finetune.config import FinetuneConfig
 from ._options import json_option, print_summary
 
 
@@ -39,46 +40,14 @@ def command() -> None:
 @command.command("train")
 @click.argument("data", nargs=-1, required=True, type=click.Path(dir_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the adapter and metrics.")
-@click.option("--base-model", type=click.Path(file_okay=False),
-              help="Local HF causal-LM directory. Default: the embedded SmolLM2-135M-Instruct.")
-@click.option("--method", type=click.Choice(["lora", "prefix", "prompt", "ia3"]), default="lora", show_default=True)
-@click.option("--epochs", type=int, default=3, show_default=True)
-@click.option("--lr", type=float, help="Peak learning rate. Default per method: lora 2e-4, ia3 3e-3, "
-                                        "prefix 1e-2, prompt 3e-2.")
-@click.option("--batch-tokens", type=int, default=4096, show_default=True,
-              help="Tokens per batch, padding included (the budget, not a row count).")
-@click.option("--grad-accum", type=int, default=1, show_default=True, help="Batches per optimizer step.")
-@click.option("--max-len", type=int, default=1024, show_default=True,
-              help="Longest example in tokens; longer prompts are cut from the front, never the reply.")
-@click.option("--lora-r", type=int, default=16, show_default=True)
-@click.option("--lora-alpha", type=int, default=32, show_default=True)
-@click.option("--lora-dropout", type=float, default=0.0, show_default=True)
-@click.option("--target-modules", default="all-linear", show_default=True,
-              help="'all-linear' or comma-separated module names (lora, ia3).")
-@click.option("--virtual-tokens", type=int, default=20, show_default=True, help="Prefix / prompt tuning length.")
-@click.option("--packing/--no-packing", default=None,
-              help="Pack several examples per row (block-diagonal attention). Default: on, off for prefix/prompt.")
-@click.option("--eval-split", type=float, default=0.05, show_default=True, help="Fraction held out for eval loss.")
-@click.option("--eval-data", multiple=True, type=click.Path(dir_okay=False),
-              help="Held-out file(s) to evaluate on instead of a split of DATA.")
-@click.option("--eval-every", type=int, default=0, help="Evaluate every N steps (default: ~10 times per run).")
-@click.option("--max-steps", type=int, help="Stop after N optimizer steps.")
-@click.option("--warmup-ratio", type=float, default=0.05, show_default=True)
-@click.option("--max-grad-norm", type=float, default=1.0, show_default=True)
-@click.option("--weight-decay", type=float, default=0.0, show_default=True)
-@click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
-              help="auto: bf16 autocast where the GPU or CPU computes bf16 natively.")
-@click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, slower.")
-@click.option("--seed", type=int, default=0, show_default=True)
+@click_options(FinetuneConfig)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
-def train(data: tuple[str, ...], out: str, eval_data: tuple[str, ...], no_progress: bool, as_json: bool,
-          **options: object) -> None:
+def train(data: tuple[str, ...], out: str, no_progress: bool, as_json: bool, **options: object) -> None:
     """Train an adapter on DATA (alpaca, sharegpt, messages or prompt-completion JSONL)."""
-    from ..finetune.train import FinetuneConfig, finetune
+    from ..finetune.train import finetune
 
-    config = FinetuneConfig(data=list(data), out=out, eval_data=list(eval_data), progress=not no_progress,
-                            **options)  # type: ignore[arg-type]
+    config = from_options(FinetuneConfig, options, data=list(data), out=out, progress=not no_progress)
     summary = finetune(config)
     if os.environ.get("RANK", "0") != "0":  # under torchrun every process returns; one reports
         return
@@ -103,7 +72,7 @@ def merge(adapter: str, out: str, base_model: str | None, as_json: bool) -> None
 @click.argument("source", metavar="ADAPTER_OR_MODEL", required=False, type=click.Path(exists=True, file_okay=False))
 @click.option("--out", required=True, type=click.Path(file_okay=False),
               help="Directory for the GGUF file(s), Modelfile, USAGE.md and export.json.")
-@settings.click_options(ExportModelConfig)
+@click_options(ExportModelConfig)
 @json_option
 def export(source: str | None, out: str, as_json: bool, **options: object) -> None:
     """Export a LoRA / IA3 adapter (merged into its base) or a HF model as GGUF or merged safetensors.
@@ -118,7 +87,7 @@ def export(source: str | None, out: str, as_json: bool, **options: object) -> No
     """
     from ..export_model.stage import export_model
 
-    config = settings.from_options(ExportModelConfig, options)
+    config = from_options(ExportModelConfig, options)
     summary = export_model(source, out, config, log=lambda msg: click.echo(msg, err=True))
     if as_json:
         print_summary("export", summary, as_json=True)

@@ -7,22 +7,25 @@ import json
 import click
 
 from ..estimate import estimate
+from ..pipeline import list_keys as config_keys
 from ..pipeline import load_pipeline, plan, run_pipeline
 from ._options import json_option
 
 
 @click.command("run")
-@click.argument("config", type=click.Path(dir_okay=False))
+@click.argument("config", type=click.Path(dir_okay=False), required=False)
 @click.option("--set", "overrides", multiple=True, metavar="KEY=VALUE",
               help="Override any config key, e.g. --set generate.num_instructions=200 --set llm.model=gpt-4o-mini.")
 @click.option("--out", type=click.Path(file_okay=False), help="Run directory (default: the config's `out`, "
               "else runs/<name>).")
 @click.option("--dry-run", is_flag=True, help="Print the plan and an estimate of requests, tokens and cost; run nothing.")
 @click.option("--no-progress", is_flag=True, help="No progress bars.")
+@click.option("--list-keys", is_flag=True, help="List every key a config may hold, with its default and help; "
+                                                 "run nothing.")
 @json_option
-def command(config: str, overrides: tuple[str, ...], out: str | None, dry_run: bool, no_progress: bool,
-            as_json: bool) -> None:
-    """Run generate -> filter -> clean -> augment -> export -> finetune -> eval -> report from CONFIG.
+def command(config: str | None, overrides: tuple[str, ...], out: str | None, dry_run: bool, no_progress: bool,
+            list_keys: bool, as_json: bool) -> None:
+    """Run the pipeline's stages (generate -> filter -> ... -> report) from CONFIG.
 
     Each stage writes its own subdirectory of the run directory. Re-running the same command resumes
     at the first unfinished stage; changing a stage's settings re-runs that stage and the ones after
@@ -33,7 +36,13 @@ def command(config: str, overrides: tuple[str, ...], out: str | None, dry_run: b
       sftdata run examples/demo.yaml
       sftdata run examples/legal-en.yaml --set llm.model=gpt-4o-mini --dry-run
       sftdata run my.yaml --set filter.rouge_threshold=0.6
+      sftdata run --list-keys
     """
+    if list_keys:
+        _print_keys(as_json)
+        return
+    if config is None:
+        raise click.UsageError("missing argument 'CONFIG' (or give --list-keys)")
     pipeline = load_pipeline(config, list(overrides), out=out)
     if dry_run:
         steps = plan(pipeline)
@@ -63,3 +72,16 @@ def command(config: str, overrides: tuple[str, ...], out: str | None, dry_run: b
         click.echo(f"data:    {out_dir / 'export'}")
     if (out_dir / "finetune").exists():
         click.echo(f"adapter: {out_dir / 'finetune'}  (try: sftdata llm chat --adapter {out_dir / 'finetune'} \"...\")")
+
+
+def _print_keys(as_json: bool) -> None:
+    rows = config_keys()
+    if as_json:
+        click.echo(json.dumps([{"key": k, "default": d, "help": h} for k, d, h in rows], indent=2))
+        return
+    click.echo("Every key of a `sftdata run` config (a stage's section: `<stage>: {key: value}`; "
+               "`--set key=value` overrides any).")
+    width = max(len(k) for k, _, _ in rows)
+    for key, default, text in rows:
+        shown = f" [default: {default}]" if default else ""
+        click.echo(f"  {key:<{width}}  {text}{shown}")

@@ -6,7 +6,6 @@ Each section of the file maps onto a dataclass; every key must be one of its fie
 
 from __future__ import annotations
 
-import dataclasses
 import re
 import sys
 import types
@@ -17,6 +16,7 @@ from typing import Any, Union
 import yaml
 
 from .errors import ConfigError, DataError
+from .settings import config_fields, key_of, to_plain  # noqa: F401 (to_plain: re-exported)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -143,30 +143,16 @@ def build(cls: type, data: Any, prefix: str) -> Any:
     if not isinstance(data, dict):
         raise ConfigError(f"expected a mapping, got {data!r}", prefix)
     hints = typing.get_type_hints(cls)
-    fields = {f.name: f for f in dataclasses.fields(cls) if f.init}
+    fields = {key_of(f): f for f in config_fields(cls)}
     values = {}
     for key, value in data.items():
         name = str(key).replace("-", "_")
         if name not in fields:
             known = ", ".join(sorted(fields))
             raise ConfigError(f"unknown key (known: {known})", f"{prefix}.{key}" if prefix else str(key))
-        values[name] = _coerce(value, hints[name], f"{prefix}.{key}" if prefix else str(key))
+        field = fields[name].name
+        values[field] = _coerce(value, hints[field], f"{prefix}.{key}" if prefix else str(key))
     try:
         return cls(**values)
     except (TypeError, ValueError) as exc:
         raise ConfigError(str(exc), prefix) from None
-
-
-def to_plain(obj: Any) -> Any:
-    """A JSON-able form of a config dataclass (tuples and sets as lists)."""
-    if dataclasses.is_dataclass(obj) and not isinstance(obj, type):
-        return {f.name: to_plain(getattr(obj, f.name)) for f in dataclasses.fields(obj)}
-    if isinstance(obj, (list, tuple)):
-        return [to_plain(v) for v in obj]
-    if isinstance(obj, (set, frozenset)):
-        return sorted(to_plain(v) for v in obj)
-    if isinstance(obj, dict):
-        return {k: to_plain(v) for k, v in obj.items()}
-    if isinstance(obj, Path):
-        return str(obj)
-    return obj

@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from collections.abc import Iterable
 from dataclasses import asdict
 from typing import Any, Protocol
 
 from tqdm import tqdm
 
-from ..llm.client import LLM, LLMStats
+from ..llm.client import LLM, LLMConfig, LLMStats
 from .errors import BudgetExhausted, ConfigError
 from .rundir import RunDir
+from .settings import resumable
 
-# settings that may change between a run and its resume without invalidating what was done
-RESUMABLE_KEYS = {"max_requests", "max_cost", "concurrency", "timeout", "max_attempts", "retry_base",
-                  "num_instructions", "target", "batch_size", "fail_after", "no_progress"}
+# LLM settings that may change between a run and its resume without invalidating what was done (the
+# budget, concurrency, timeouts: field metadata, see core.settings); a stage adds its own (run_stage)
+RESUMABLE_KEYS = frozenset(resumable(LLMConfig))
 
 
 class Stage(Protocol):
@@ -48,15 +50,18 @@ class Stage(Protocol):
     def summary(self) -> dict[str, Any]: ...
 
 
-def check_resumable(rundir: RunDir, config: dict[str, Any]) -> None:
-    """Refuse to resume a run directory that holds a run made with different settings."""
+def check_resumable(rundir: RunDir, config: dict[str, Any], may_change: Iterable[str] = RESUMABLE_KEYS) -> None:
+    """Refuse to resume a run directory that holds a run made with different settings (other than
+    ``may_change``)."""
+    may_change = frozenset(may_change)
     previous = rundir.read_json("config.json")
     if not previous:
         return
     comparable = json.loads(json.dumps(config, default=str))
     changed = [key for key in sorted(set(previous) | set(comparable))
-               if key not in RESUMABLE_KEYS and previous.get(key) != comparable.get(key)
-               and not (isinstance(previous.get(key), dict) and _same_dict(previous[key], comparable.get(key)))]
+               if key not in may_change and previous.get(key) != comparable.get(key)
+               and not (isinstance(previous.get(key), dict)
+                        and _same_dict(previous[key], comparable.get(key), may_change))]
     if changed:
         key = changed[0]
         raise ConfigError(
@@ -64,17 +69,19 @@ def check_resumable(rundir: RunDir, config: dict[str, Any]) -> None:
             f"{comparable.get(key)!r}); re-run with --fresh to start over, or choose another --out", "--out")
 
 
-def _same_dict(old: dict, new: Any) -> bool:
+def _same_dict(old: dict, new: Any, may_change: frozenset[str]) -> bool:
     if not isinstance(new, dict):
         return False
-    keys = (set(old) | set(new)) - RESUMABLE_KEYS
+    keys = (set(old) | set(new)) - may_change
     return all(old.get(k) == new.get(k) for k in keys)
 
 
 def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
-              progress: bool = True, desc: str = "") -> dict[str, Any]:
-    """Run ``stage`` to completion (or budget / Ctrl-C), resuming from ``rundir``. Returns the summary."""
-    check_resumable(rundir, config)
+              progress: bool = True, desc: str = "", resumable_keys: Iterable[str] = ()) -> dict[str, Any]:
+    """Run ``stage`` to completion (or budget / Ctrl-C), resuming from ``rundir``. Returns the summary.
+
+    ``resumable_keys``: the stage's own settings that may change on a resume (field metadata)."""
+    check_resumable(rundir, config, RESUMABLE_KEYS | set(resumable_keys))
     rundir.write_config(config)
     state = rundir.resume()
     if state and "llm" in state:

@@ -29,24 +29,13 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.records import Record, read_all
 from . import metrics
+from .config import EvalConfig
 
 # end-of-turn markers of common chat templates; whichever the vocabulary has stops generation
 _STOP_TOKENS = ("<|im_end|>", "<|eot_id|>", "<|end_of_text|>", "<end_of_turn>", "<|endoftext|>", "</s>")
 
 
-@dataclass
-class EvalOptions:
-    max_new_tokens: int = 128
-    batch_size: int = 8
-    max_len: int = 1024
-    limit: int | None = None
-
-    def validate(self) -> None:
-        for name in ("max_new_tokens", "batch_size", "max_len"):
-            if getattr(self, name) < 1:
-                raise ConfigError("must be at least 1", "--" + name.replace("_", "-"))
-        if self.limit is not None and self.limit < 1:
-            raise ConfigError("must be at least 1", "--limit")
+EvalOptions = EvalConfig  # the name the library API has always used
 
 
 @dataclass

@@ -18,12 +18,12 @@ from typing import Any
 
 import yaml
 
+from .. import registry
 from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
 from ..core.stats import table1
 
-PIPELINE_STAGES = ("generate", "filter", "clean", "augment")  # the stage directories of a staged run
 EXAMPLE_COUNT = 3
 EXAMPLE_CHARS = 400
 _SIZE_CATEGORIES = [(1_000, "n<1K"), (10_000, "1K<n<10K"), (100_000, "10K<n<100K"),
@@ -101,13 +101,14 @@ def run_dirs(sources: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, list
     Flat: the input's own directory. Staged (``runs/x/clean/accepted.jsonl``, as ``sftdata run``
     lays it out): the run root and each of its stage directories, so the card covers every stage.
     """
+    stage_names = registry.data_stages()  # the stage directories of a staged run that hold records
     found: list[tuple[Path, list[Path]]] = []
     for source in sources:
         parent = Path(source).resolve().parent
-        root = parent.parent if parent.name in PIPELINE_STAGES and _has_markers(parent.parent) else parent
+        root = parent.parent if parent.name in stage_names and _has_markers(parent.parent) else parent
         if any(root == r for r, _ in found) or not _has_markers(root):
             continue
-        stages = [root / s for s in PIPELINE_STAGES if (root / s).is_dir() and _has_markers(root / s)]
+        stages = [root / s for s in stage_names if (root / s).is_dir() and _has_markers(root / s)]
         found.append((root, [root] + stages))
     return found
 
@@ -115,7 +116,7 @@ def run_dirs(sources: Sequence[str | os.PathLike[str]]) -> list[tuple[Path, list
 def _has_markers(directory: Path) -> bool:
     return any((directory / m).is_file() for m in ("config.json", "stats.json", "rejected.jsonl")) or any(
         (directory / s).is_dir() and any((directory / s / m).is_file() for m in ("config.json", "stats.json"))
-        for s in PIPELINE_STAGES)
+        for s in registry.data_stages())
 
 
 def _short(value: Any, limit: int = 200) -> str:

@@ -62,6 +62,8 @@ def parse_formats(values: Iterable[str]) -> list[str]:
 
 def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
     """``"0.9,0.05,0.05"`` -> train, validation, test fractions (non-negative, summing to 1)."""
+    if not isinstance(text, str) and any(isinstance(v, str) for v in text):
+        text = ",".join(str(v) for v in text)  # from a repeated or comma-separated --split
     if isinstance(text, str):
         parts = [p.strip() for p in text.split(",")]
         try:

@@ -21,6 +21,6 @@ def _run(ctx, config: ExportModelConfig) -> StageResult:
 
 
 SPEC = StageSpec(name="export_model", config=ExportModelConfig, run=_run,
-                 help="Export the fine-tuned model as GGUF (q8_0 by default) with an Ollama Modelfile.",
-                 produces_data=False, enabled_by_default=False,
-                 summary_keys=("files", "agreement", "perplexity", "seconds"))
+                 help="export the fine-tuned model as GGUF (q8_0 by default) with an Ollama Modelfile",
+                 produces_data=False, reads=("finetune",),
+                 summary_keys=("agreement", "perplexity", "seconds"))

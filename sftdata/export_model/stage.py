@@ -123,9 +123,8 @@ def export_model(source: str | None, out: str | Path, config: ExportModelConfig,
 
 def run_stage(ctx: Any, config: ExportModelConfig) -> StageResult:
     """The ``sftdata run`` stage, after eval: export the adapter the finetune stage trained."""
-    trained = ctx.output_of("finetune")
-    if not trained:
+    if ctx.output_of("finetune") is None:
         raise ConfigError("export_model needs the finetune stage (it exports the adapter it trained)",
                           "export_model")
-    summary = export_model(str(trained[0]), ctx.out, config, log=ctx.log)
+    summary = export_model(str(ctx.run_dir / "finetune"), ctx.out, config, log=ctx.log)
     return StageResult(outputs=[Path(f) for f in summary["files"]] or [ctx.out], summary=summary)

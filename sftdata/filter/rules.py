@@ -37,72 +37,20 @@ from __future__ import annotations
 import re
 import string
 import unicodedata
-from dataclasses import dataclass
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from ..core.errors import ConfigError
 from ..core.records import Record
-from .tokenize import TOKENIZERS, cjk_count, has_cjk, tokenize_cjk
+from .config import CJK_LANGS, INSTANCE_RULES, INSTRUCTION_RULES, LANGS, RULES, STAGE_RULES, FilterConfig  # noqa: F401
+from .tokenize import cjk_count, has_cjk, tokenize_cjk
 
 __all__ = [
     "FilterConfig", "RULES", "INSTRUCTION_RULES", "INSTANCE_RULES", "STAGE_RULES", "LANGS",
     "check_instruction", "check_instance", "detect_lang", "is_cjk_text", "count_units", "known_langs",
 ]
 
-INSTRUCTION_RULES = ("length", "blacklist", "format", "language")
-INSTANCE_RULES = ("empty_output", "output_equals_input", "ends_with_colon")
-STAGE_RULES = ("rouge", "duplicate")
-RULES = ("rouge", *INSTRUCTION_RULES, *INSTANCE_RULES, "duplicate")
-LANGS = ("en", "zh")  # languages with prompts and blacklists; detection knows many more
-CJK_LANGS = ("zh", "ja", "ko")
 _DATA = Path(__file__).resolve().parent.parent / "data"
-
-
-@dataclass
-class FilterConfig:
-    """Settings of the filter stage (CLI options, or the ``filter:`` section of a pipeline config)."""
-
-    rouge_threshold: float = 0.7  # drop when ROUGE-L F > this (exactly 0.7 is kept)
-    rouge_tokenizer: str = "auto"  # auto | rouge | cjk (see filters.tokenize)
-    lang: str | None = None  # expected language; None: each record's own lang, if any
-    min_words: int = 3  # length: more than this many words ...
-    max_words: int = 150  # ... and at most this many
-    min_chars: int | None = None  # CJK text: bounds in characters (default: min_words / max_words)
-    max_chars: int | None = None
-    disabled: frozenset[str] = frozenset()  # rule names switched off
-    blacklist: tuple[str, ...] = ()  # extra blacklisted words or phrases
-    instance_rules: bool | None = None  # None: on unless no input record has an output yet
-
-    def __post_init__(self) -> None:
-        self.disabled = frozenset(self.disabled)
-        self.blacklist = tuple(self.blacklist)
-
-    def validate(self) -> FilterConfig:
-        if not 0.0 <= self.rouge_threshold <= 1.0:
-            raise ConfigError(f"must be within [0, 1], got {self.rouge_threshold}", "--rouge-threshold")
-        if self.rouge_tokenizer not in TOKENIZERS:
-            raise ConfigError(f"must be one of {', '.join(TOKENIZERS)}, got {self.rouge_tokenizer!r}",
-                              "--rouge-tokenizer")
-        if self.lang is not None and self.lang not in known_langs():
-            raise ConfigError(f"unknown language {self.lang!r} (e.g. {', '.join(LANGS)})", "--lang")
-        for name, low, high in (("words", self.min_words, self.max_words), ("chars", self.min_chars, self.max_chars)):
-            if low is not None and low < 0:
-                raise ConfigError(f"must not be negative, got {low}", f"--min-{name}")
-            if high is not None and high < 1:
-                raise ConfigError(f"must be at least 1, got {high}", f"--max-{name}")
-            if low is not None and high is not None and low >= high:
-                raise ConfigError(f"must be above --min-{name} ({low}), got {high}", f"--max-{name}")
-        unknown = sorted(self.disabled - set(RULES))
-        if unknown:
-            raise ConfigError(f"unknown rule {', '.join(unknown)} (rules: {', '.join(RULES)})", "--no-rule")
-        if any(not isinstance(w, str) or not w.strip() for w in self.blacklist):
-            raise ConfigError("blacklisted words must be non-empty strings", "--blacklist")
-        return self
-
-    def enabled(self, rule: str) -> bool:
-        return rule not in self.disabled
 
 
 # ---------------------------------------------------------------- scripts and language

@@ -13,3 +13,10 @@
 Import the submodules directly (``from sftdata.finetune.train import finetune``): importing this
 package stays cheap, without torch.
 """
+
+from ..core.stage import StageSpec
+from .config import FinetuneConfig
+from .step import run
+
+SPEC = StageSpec("finetune", FinetuneConfig, run, produces_data=False, reads=("export",),
+                 help="LoRA / prefix / prompt / IA3 with transformers + peft")

@@ -6,10 +6,11 @@ does not import torch and peft, which take seconds.
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from ..core.errors import ConfigError
-from .methods import DEFAULT_LR, PROMPT_LEARNING, MethodOptions
+from ..core.settings import click_path, setting
+from .methods import DEFAULT_LR, METHODS, PROMPT_LEARNING, MethodOptions
 
 
 def check_budget(batch_tokens: int, max_len: int) -> None:
@@ -22,33 +23,42 @@ def check_budget(batch_tokens: int, max_len: int) -> None:
 
 @dataclass
 class FinetuneConfig:
-    data: list[str]
-    out: str
-    base_model: str | None = None        # None: the embedded SmolLM2-135M-Instruct
-    method: str = "lora"
-    epochs: int = 3
-    lr: float | None = None              # None: the method's default (methods.DEFAULT_LR)
-    batch_tokens: int = 4096             # tokens per batch, padding included
-    grad_accum: int = 1
-    max_len: int = 1024
-    lora_r: int = 16
-    lora_alpha: int = 32
-    lora_dropout: float = 0.0
-    target_modules: str = "all-linear"
-    virtual_tokens: int = 20
-    packing: bool | None = None          # None: on, except for prefix/prompt tuning
-    eval_split: float = 0.05
-    eval_data: list[str] = field(default_factory=list)  # a held-out file instead of a split
-    eval_every: int = 0                  # 0: about ten evaluations per run
-    max_steps: int | None = None
-    warmup_ratio: float = 0.05
-    min_lr_ratio: float = 0.1            # cosine decays to lr * min_lr_ratio
-    weight_decay: float = 0.0
-    max_grad_norm: float = 1.0
-    precision: str = "auto"              # auto | bf16 | fp32 (auto: bf16 where computed natively)
-    gradient_checkpointing: bool = False
-    seed: int = 0
-    progress: bool = True
+    data: list[str] = setting(list, by_pipeline=True, cli=False, help="Training data files (exported JSONL).")
+    out: str = setting("", by_pipeline=True, cli=False, help="Directory for the adapter and metrics.")
+    base_model: str | None = setting(None, click_type=click_path(file_okay=False),
+                                     help="Local HF causal-LM directory. Default: the embedded "
+                                          "SmolLM2-135M-Instruct (`sftdata run`: llm.model when it is local).")
+    method: str = setting("lora", choices=METHODS, help="The PEFT method.")
+    epochs: int = setting(3, help="Passes over the training data.")
+    lr: float | None = setting(None, help="Peak learning rate. Default per method: lora 2e-4, ia3 3e-3, "
+                                          "prefix 1e-2, prompt 3e-2.")
+    batch_tokens: int = setting(4096, help="Tokens per batch, padding included (the budget, not a row count).")
+    grad_accum: int = setting(1, help="Batches per optimizer step.")
+    max_len: int = setting(1024, help="Longest example in tokens; longer prompts are cut from the front, never "
+                                      "the reply.")
+    lora_r: int = setting(16, help="LoRA rank.")
+    lora_alpha: int = setting(32, help="LoRA scaling numerator (scale = alpha / r).")
+    lora_dropout: float = setting(0.0, help="Dropout on the LoRA input.")
+    target_modules: str = setting("all-linear", help="'all-linear' or comma-separated module names (lora, ia3).")
+    virtual_tokens: int = setting(20, help="Prefix / prompt tuning length.")
+    packing: bool | None = setting(None, flag="--packing/--no-packing",
+                                   help="Pack several examples per row (block-diagonal attention). Default: on, "
+                                        "off for prefix/prompt.")
+    eval_split: float = setting(0.05, help="Fraction held out for eval loss.")
+    eval_data: list[str] = setting(list, by_pipeline=True, split=False, click_type=click_path(dir_okay=False),
+                                   help="Held-out file(s) to evaluate on instead of a split of DATA.")
+    eval_every: int = setting(0, help="Evaluate every N steps (0: about ten times per run).")
+    max_steps: int | None = setting(None, help="Stop after N optimizer steps.")
+    warmup_ratio: float = setting(0.05, help="Fraction of the steps spent warming the learning rate up.")
+    min_lr_ratio: float = setting(0.1, cli=False, help="Cosine decay ends at lr * min_lr_ratio.")
+    weight_decay: float = setting(0.0, help="AdamW weight decay.")
+    max_grad_norm: float = setting(1.0, help="Gradient clipping norm.")
+    precision: str = setting("auto", choices=("auto", "bf16", "fp32"),
+                             help="auto: bf16 autocast where the GPU or CPU computes bf16 natively.")
+    gradient_checkpointing: bool = setting(False, help="Recompute activations: less memory, slower.")
+    seed: int = setting(0, help="Seed of the split, the initialization and the data order.")
+    progress: bool = setting(True, cli=False, hashed=False, by_pipeline=True,
+                             help="Show a progress bar (`sftdata run`: unless --no-progress).")
 
     def method_options(self) -> MethodOptions:
         return MethodOptions(method=self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,

@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, DataError
 from ..core.paths import seeds_dir
 from ..core.records import read_all
-from ..filter.rules import FilterConfig
+from ..core.settings import click_path, setting
+from ..filter.config import FilterConfig
 
 MODES = ("self-instruct", "alpaca")
 LANGS = ("en", "zh")
@@ -27,26 +28,41 @@ class GenerateConfig:
     instances greedily; Alpaca samples its one-pass batches at temperature 1.0, top_p 1.0.
     """
 
-    num_instructions: int = 100
-    mode: str = "self-instruct"
-    seeds: list[str] = field(default_factory=list)  # empty: the packaged seeds/<lang>.jsonl
-    lang: str | None = None  # None: from the seeds (English when they are not mostly Chinese)
-    instances_per_task: int = 5
-    instructions_per_request: int = 8
-    seed_tasks_in_prompt: int | None = None  # None: 6 (self-instruct) or 3 (alpaca)
-    machine_tasks_in_prompt: int = 2
-    alpaca_tasks_per_request: int = 20
-    temperature: float | None = None
-    top_p: float | None = None
-    max_tokens: int | None = None
-    seed: int = 0
-    round_size: int = 16  # generation requests sent together in one round
-    stall_rounds: int = 10  # stop when this many rounds in a row add no task
-    rouge_threshold: float = 0.7
-    rouge_tokenizer: str = "auto"
-    min_words: int = 3
-    max_words: int = 150
-    no_rule: list[str] = field(default_factory=list)
+    num_instructions: int = setting(100, resumable=True,
+                                    help="Stop once this many new tasks have accepted instances.")
+    mode: str = setting("self-instruct", choices=MODES,
+                        help="Self-Instruct's four steps, or Alpaca's one pass (complete tasks per request).")
+    seeds: list[str] = setting(list, by_pipeline=True, option="--seeds", split=False,
+                               click_type=click_path(dir_okay=False),
+                               help="Seed tasks (JSONL): our seed files, Self-Instruct's seed_tasks.jsonl as it "
+                                    "is, or any Record JSONL. Repeatable. Default: the packaged seeds/<lang>.jsonl.")
+    lang: str | None = setting(None, choices=LANGS,
+                               help="Prompt and filter language. Default: the seeds' language.")
+    instances_per_task: int = setting(5, help="Self-Instruct: at most K instances per task.")
+    instructions_per_request: int = setting(8, help="Self-Instruct: new instructions asked for per request.")
+    seed_tasks_in_prompt: int | None = setting(
+        None, help="Seed instructions shown per request. Default: 6 (self-instruct), 3 (alpaca).")
+    machine_tasks_in_prompt: int = setting(2, help="Self-Instruct: generated instructions shown per request "
+                                                   "(seeds fill in while the pool is small).")
+    alpaca_tasks_per_request: int = setting(20, help="Alpaca: complete tasks asked for per request.")
+    temperature: float | None = setting(
+        None, help="Sampling temperature for new instructions/tasks. Default: 0.7 (self-instruct), 1.0 (alpaca); "
+                   "classification and instances are greedy, as in the original.")
+    top_p: float | None = setting(None, help="Nucleus sampling. Default: 0.5 (self-instruct), 1.0 (alpaca).")
+    max_tokens: int | None = setting(None, help="Token limit per reply. Default: 1024 (3072 for alpaca batches).")
+    seed: int = setting(0, help="Seed for prompt sampling and request seeds.")
+    round_size: int = setting(16, help="Generation requests sent together per round (a checkpoint follows "
+                                       "every round).")
+    stall_rounds: int = setting(10, cli=False, help="Stop when this many rounds in a row add no task.")
+    rouge_threshold: float = setting(0.7, help="Reject an instruction whose ROUGE-L F against a kept one is "
+                                               "above this.")
+    rouge_tokenizer: str = setting("auto", choices=("auto", "rouge", "cjk"), help="ROUGE-L tokens: rouge-score's, one per CJK "
+                                                                    "character, or by script (auto).")
+    min_words: int = setting(3, help="Keep an instruction longer than this many words (Chinese: two characters "
+                                     "count as a word).")
+    max_words: int = setting(150, help="Longest instruction kept.")
+    no_rule: list[str] = setting(list, metavar="NAME", help="Turn a filter rule off (rouge, length, blacklist, "
+                                                            "format, language...). Repeatable or comma-separated.")
 
     def validate(self) -> None:
         if self.mode not in MODES:

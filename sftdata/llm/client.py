@@ -5,12 +5,13 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
 from ..core.errors import ConfigError, EndpointUnavailable, register_secret
 from ..core.rundir import RunDir
+from ..core.settings import setting
 from .base import Backend, Completion, Request
 from .cache import ResponseCache
 
@@ -19,23 +20,34 @@ BUDGET = "BudgetExhausted"  # the error of a request the budget did not allow to
 
 @dataclass
 class LLMConfig:
-    """Resolved LLM options. ``api_key`` is never written anywhere (see :meth:`public`)."""
+    """Resolved LLM options: the ``llm:`` section of ``sftdata run`` and the LLM options of every command
+    that calls a model. ``api_key`` is never written anywhere (see :meth:`public`)."""
 
-    base_urls: list[str] = field(default_factory=list)  # empty: the embedded local model
-    model: str | None = None
-    api_key: str | None = None
-    adapter: str | None = None
-    concurrency: int = 16
-    timeout: float = 120.0
-    max_attempts: int = 6
-    retry_base: float = 0.5
-    fail_after: int = 5  # consecutive failed requests that make the endpoint "unusable" (exit 3)
-    price_in: float | None = None  # USD per million prompt tokens
-    price_out: float | None = None  # USD per million completion tokens
-    max_cost: float | None = None
-    max_requests: int | None = None
-    cache: bool = True
-    batch_size: int = 32  # local backend: prompts generated together
+    base_urls: list[str] = setting(
+        list, key="base_url", option="--base-url", envvar="OPENAI_BASE_URL",
+        help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), https://api.openai.com/v1. "
+             "Repeat to spread requests over replicas. None: the embedded local model.")
+    model: str | None = setting(None, envvar="SFTDATA_MODEL",
+                                help="Model name at the endpoint, or a local HF model directory. "
+                                     "Default: the embedded SmolLM2-135M-Instruct.")
+    api_key: str | None = setting(None, hashed=False, envvar="OPENAI_API_KEY",
+                                  help="API key. Never written to the run directory, logs or cache.")
+    adapter: str | None = setting(None, cli=False, config=False, help="A PEFT adapter on the local model.")
+    concurrency: int = setting(16, hashed=False, help="Requests in flight at once.")
+    timeout: float = setting(120.0, hashed=False, help="Seconds before one attempt is abandoned and retried.")
+    max_attempts: int = setting(6, hashed=False, help="Attempts per request (429, 5xx, timeouts, resets, "
+                                                      "malformed replies are retried).")
+    retry_base: float = setting(0.5, hashed=False, help="First backoff delay in seconds; doubles per attempt, "
+                                                        "with jitter. Retry-After from the server wins.")
+    fail_after: int = setting(5, hashed=False, cli=False, config=False,
+                              help="Consecutive failed requests that make the endpoint unusable (exit 3).")
+    price_in: float | None = setting(None, help="USD per million prompt tokens (for the cost estimate).")
+    price_out: float | None = setting(None, help="USD per million completion tokens.")
+    max_cost: float | None = setting(None, hashed=False, help="Stop cleanly before spending more than this (USD).")
+    max_requests: int | None = setting(None, hashed=False, help="Stop cleanly after this many requests sent.")
+    cache: bool = setting(True, flag="--cache/--no-cache",
+                          help="Read and write the response cache (--no-cache: neither).")
+    batch_size: int = setting(32, hashed=False, help="Local model: prompts generated together in one batch.")
 
     @property
     def backend(self) -> str:

@@ -26,14 +26,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from .. import registry
 from ..core.errors import ConfigError, DataError
 from ..core.records import Record, read_all, read_records
 from ..core.stats import table1
 from . import data as views
 from . import html
 
-STAGES = ("generate", "filter", "clean", "augment", "export", "finetune", "eval")
-DATA_STAGES = ("generate", "filter", "clean", "augment")  # pipeline order: the last one present wins
 EXPORT_FORMATS = ("alpaca", "sharegpt", "messages", "prompt-completion")
 
 
@@ -53,7 +52,7 @@ class Sources:
 def _run_data_files(run: Path) -> list[Path]:
     if (run / "accepted.jsonl").is_file():
         return [run / "accepted.jsonl"]
-    for stage in reversed(DATA_STAGES):
+    for stage in reversed(registry.data_stages()):  # pipeline order: the last one present wins
         if (run / stage / "accepted.jsonl").is_file():
             return [run / stage / "accepted.jsonl"]
     for export_dir in (run / "export", run):
@@ -64,9 +63,15 @@ def _run_data_files(run: Path) -> list[Path]:
     return []
 
 
+def _stages() -> tuple[str, ...]:
+    """The stage directories a run holds besides this report's own, in pipeline order (the registry's)."""
+    return tuple(name for name in registry.names() if name != "report")
+
+
 def _stage_order(path: Path) -> tuple[int, str]:
     """Pipeline order for stage directories, then any other directory by name."""
-    return (STAGES.index(path.name) if path.name in STAGES else len(STAGES), path.name)
+    stages = _stages()
+    return (stages.index(path.name) if path.name in stages else len(stages), path.name)
 
 
 def discover(inputs: Sequence[str | os.PathLike[str]], finetune: str | None = None) -> Sources:

@@ -113,6 +113,8 @@ def test_resume_at_the_unfinished_stage(tmp_path: Path, make_server) -> None:
     ("llm.concurrency=0", "llm.concurrency"),
     ("finetune.enabled=maybe", "finetune.enabled"),
     ("finetune.data=x.jsonl", "finetune.data"),
+    ("eval.base=false", "eval.base"),  # once accepted and silently ignored
+    ("export.formats=[alpaca,chatml]", "export.formats"),
     ("colour=blue", "colour"),
 ])
 def test_config_errors_name_the_key(tmp_path: Path, override: str, key: str) -> None:
@@ -141,6 +143,7 @@ def test_init_scaffolds_a_runnable_project(tmp_path: Path) -> None:
     assert code == 0, text
     seeds = (tmp_path / "proj" / "seeds.jsonl").read_text(encoding="utf-8").splitlines()
     assert 3 <= len(seeds) <= 8 and all("instances" in json.loads(s) for s in seeds)
+    assert "`sftdata run --list-keys`" in (tmp_path / "proj" / "config.yaml").read_text(encoding="utf-8")
     pipeline = load_pipeline(tmp_path / "proj" / "config.yaml")
     assert pipeline.lang == "zh" and pipeline.seeds == [str(tmp_path / "proj" / "seeds.jsonl")]
     code, text = run_cli("init", str(tmp_path / "proj"))

@@ -1,0 +1,37 @@
+"""The export stage's settings (ExportConfig); no heavy imports."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from ..core.settings import setting
+
+FORMAT_NAMES = ("alpaca", "sharegpt", "messages", "prompt-completion")
+
+
+@dataclass
+class ExportConfig:
+    """What ``sftdata export`` (and the ``export:`` section of ``sftdata run``) can set."""
+
+    formats: list[str] = setting(lambda: ["alpaca", "sharegpt", "messages"], option="--format",
+                                 cli_default=("alpaca",),
+                                 help=f"Output format, repeatable or comma-separated: {', '.join(FORMAT_NAMES)}.")
+    split: list[float] = setting(lambda: [0.9, 0.05, 0.05],
+                                 help="train,validation,test ratios summing to 1. A split with ratio 0 is not "
+                                      "written.")
+    system: str | None = setting(None, help="System prompt for records that have none of their own.")
+    hf: bool = setting(False, help="Also save a datasets DatasetDict (hf/<format>, for load_from_disk) and Parquet "
+                                   "files (parquet/<format>/<split>.parquet).")
+    license: str | None = setting(None, help="License identifier for the dataset card, e.g. apache-2.0.")
+    seed: int = setting(0, config=False, help="Seed of the split (same seed, same split; `sftdata run`: its seed).")
+    name: str | None = setting(None, config=False, help="Dataset name in dataset_info.json and the card. "
+                                                        "Default: the --out folder name (`sftdata run`: the run's).")
+
+    def validate(self) -> None:
+        """Bad formats, splits or licenses fail when the config loads, not after hours of generation."""
+        from .card import check_license
+        from .stage import parse_formats, parse_split
+
+        parse_formats(self.formats)
+        parse_split(self.split)
+        check_license(self.license)
