@@ -1,4 +1,4 @@
-"""``sftdata eval``: the base model and each adapter on held-out data, side by side."""
+"""``sftdata eval``: the base model, each adapter and each GGUF file on held-out data, side by side."""
 
 from __future__ import annotations
 
@@ -16,6 +16,9 @@ from ._options import json_option, print_summary
                    "(their sftdata_finetune.json), else the embedded SmolLM2-135M-Instruct.")
 @click.option("--adapter", "adapters", multiple=True, type=click.Path(file_okay=False),
               help="PEFT adapter directory evaluated on top of the base model. Repeat to compare several.")
+@click.option("--gguf", "ggufs", multiple=True, type=click.Path(dir_okay=False, exists=True),
+              help="GGUF file (e.g. from `sftdata finetune export`) evaluated beside the base and adapters, "
+                   "read through transformers (dequantized). Repeatable.")
 @click_options(EvalConfig)
 @click.option("--labels-from", multiple=True, type=click.Path(dir_okay=False),
               help="Record JSONL (e.g. the run's accepted.jsonl) that says which instructions are "
@@ -23,7 +26,7 @@ from ._options import json_option, print_summary
 @click.option("--out", default="eval", show_default=True, type=click.Path(file_okay=False),
               help="Directory for eval.json, eval.md and predictions.jsonl.")
 @json_option
-def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, ...],
+def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, ...], ggufs: tuple[str, ...],
             labels_from: tuple[str, ...], out: str, as_json: bool, **options: object) -> None:
     """Loss, perplexity, token accuracy, ROUGE-L, exact match and classification P/R/F1 on DATA.
 
@@ -35,7 +38,8 @@ def command(data: tuple[str, ...], base_model: str | None, adapters: tuple[str, 
 
     report = evaluate(list(data), base_model=base_model, adapters=list(adapters),
                       options=from_options(EvalConfig, options),
-                      labels_from=list(labels_from), log=lambda msg: click.echo(msg, err=True))
+                      labels_from=list(labels_from), log=lambda msg: click.echo(msg, err=True),
+                      ggufs=list(ggufs))
     files = write_outputs(report, out)
     if as_json:
         summary = {k: v for k, v in report.items() if k != "predictions"}

@@ -1,4 +1,5 @@
-"""``sftdata finetune DATA... --out DIR`` trains an adapter; ``sftdata finetune merge`` merges one."""
+"""``sftdata finetune DATA... --out DIR`` trains an adapter; ``sftdata finetune merge`` merges one;
+``sftdata finetune export`` writes GGUF / merged safetensors."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ import os
 import click
 
 from ..core.settings import click_options, from_options
+from ..export_model.config import ExportModelConfig
 from ..finetune.config import FinetuneConfig
 from ._options import json_option, print_summary
 
@@ -64,3 +66,36 @@ def merge(adapter: str, out: str, base_model: str | None, as_json: bool) -> None
 
     summary = merge_adapter(adapter, out, base_model=base_model)
     print_summary(f"merged {adapter} -> {out}", summary, as_json)
+
+
+@command.command("export")
+@click.argument("source", metavar="ADAPTER_OR_MODEL", required=False, type=click.Path(exists=True, file_okay=False))
+@click.option("--out", required=True, type=click.Path(file_okay=False),
+              help="Directory for the GGUF file(s), Modelfile, USAGE.md and export.json.")
+@click_options(ExportModelConfig)
+@json_option
+def export(source: str | None, out: str, as_json: bool, **options: object) -> None:
+    """Export a LoRA / IA3 adapter (merged into its base) or a HF model as GGUF or merged safetensors.
+
+    \b
+    ADAPTER_OR_MODEL: an adapter directory from `sftdata finetune`, a HF model directory, or nothing
+    for the embedded SmolLM2-135M-Instruct. Examples:
+      sftdata finetune export adapters/demo --out gguf/demo                   # q8_0, verified
+      sftdata finetune export adapters/demo --out gguf/demo --quant f16,q8_0,q4_0
+      sftdata finetune export adapters/demo --out merged/demo --format hf
+      ollama create demo -f gguf/demo/Modelfile
+    """
+    from ..export_model.stage import export_model
+
+    config = from_options(ExportModelConfig, options)
+    summary = export_model(source, out, config, log=lambda msg: click.echo(msg, err=True))
+    if as_json:
+        print_summary("export", summary, as_json=True)
+        return
+    for file in summary["files"] or [summary["merged"]]:
+        click.echo(f"wrote {file}")
+    if "verify" in summary:
+        click.echo(f"\nverified on {summary['verify']['records']} held-out records "
+                   f"({', '.join(summary['verify']['data'])}):\n{summary['verify']['table']}")
+    if "modelfile" in summary:
+        click.echo(f"\nOllama: ollama create {summary['name']} -f {summary['modelfile']}  (more in {summary['usage']})")

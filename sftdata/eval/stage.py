@@ -225,15 +225,21 @@ def flat_metrics(result: dict[str, Any]) -> dict[str, float]:
 
 
 def evaluate_model(label: str, model_path: str | None, adapter: str | None, records: Sequence[Record],
-                   options: EvalOptions) -> tuple[dict[str, Any], list[Generation]]:
+                   options: EvalOptions, gguf: str | None = None) -> tuple[dict[str, Any], list[Generation]]:
+    """``gguf``: a GGUF file evaluated instead of ``model_path`` (read by transformers, dequantized)."""
     from ..finetune.outputs import trained_tokenizer
     from ..llm.local.embedded import display_name, load_model_and_tokenizer
 
     started = time.perf_counter()
-    model, tokenizer = load_model_and_tokenizer(model_path, adapter=adapter)
+    if gguf is not None:
+        from ..export_model.verify import load_gguf
+
+        model, tokenizer = load_gguf(gguf)
+    else:
+        model, tokenizer = load_model_and_tokenizer(model_path, adapter=adapter)
     if adapter is not None:
         tokenizer = trained_tokenizer(adapter, tokenizer)
-    result: dict[str, Any] = {"name": label, "model": display_name(model_path), "adapter": adapter}
+    result: dict[str, Any] = {"name": label, "model": gguf or display_name(model_path), "adapter": adapter}
     result.update(score_references(model, tokenizer, records, options.batch_size, options.max_len,
                                    desc=f"{label}: loss"))
     model = _merged_for_generation(model)
@@ -295,8 +301,8 @@ def _labels(adapters: Sequence[str]) -> list[str]:
 
 def evaluate(data: Sequence[str], base_model: str | None = None, adapters: Sequence[str] = (),
              options: EvalOptions | None = None, labels_from: Sequence[str] = (),
-             log: Callable[[str], None] | None = None) -> dict[str, Any]:
-    """Evaluate the base model and each adapter on ``data``; the report of ``eval.json``."""
+             log: Callable[[str], None] | None = None, ggufs: Sequence[str] = ()) -> dict[str, Any]:
+    """Evaluate the base model, each adapter and each GGUF file on ``data``; the report of ``eval.json``."""
     options = options or EvalOptions()
     options.validate()
     if base_model is not None and not Path(base_model).is_dir():
@@ -304,16 +310,21 @@ def evaluate(data: Sequence[str], base_model: str | None = None, adapters: Seque
     for adapter in adapters:
         if not (Path(adapter) / "adapter_config.json").is_file():
             raise ConfigError(f"{adapter}: not a PEFT adapter directory (no adapter_config.json)", "--adapter")
+    for gguf in ggufs:
+        if not Path(gguf).is_file() or Path(gguf).suffix.lower() != ".gguf":
+            raise ConfigError(f"{gguf}: not a .gguf file", "--gguf")
     base_model = resolve_base_model(base_model, adapters, log)
     records, counts = load_eval_records(data, labels_from, options.limit)
     if not records:
         raise ConfigError("no records with a reference reply to evaluate on", "DATA")
-    runs: list[tuple[str, str | None]] = [("base", None)] + list(zip(_labels(adapters), adapters))
+    runs: list[tuple[str, str | None, str | None]] = [("base", None, None)]
+    runs += [(label, adapter, None) for label, adapter in zip(_labels(adapters), adapters)]
+    runs += [(label, None, gguf) for label, gguf in zip(_labels(ggufs), ggufs)]
     results, generations = [], {}
-    for label, adapter in runs:
+    for label, adapter, gguf in runs:
         if log:
             log(f"evaluating {label} on {len(records)} records")
-        result, gens = evaluate_model(label, base_model, adapter, records, options)
+        result, gens = evaluate_model(label, base_model, adapter, records, options, gguf=gguf)
         results.append(result)
         generations[label] = gens
     base = flat_metrics(results[0])

@@ -339,3 +339,25 @@ def test_eval_with_the_embedded_model(tmp_path, capsys):
     assert base["loss"] < 4.0 and base["token_accuracy"] > 0.3
     assert base["eos_rate"] > 0 and 0 < base["mean_gen_tokens"] <= 32
     assert base["rouge_l"] > 0.2  # "Paris" is in there
+
+
+def test_a_gguf_export_sits_beside_base_and_adapter(tiny, capsys, tmp_path):
+    """The adapter merged and written as GGUF (`sftdata finetune export`), read back through transformers:
+    its column scores what the adapter scores."""
+    from sftdata.export_model.config import ExportModelConfig
+    from sftdata.export_model.stage import export_model
+
+    summary = export_model(str(tiny["adapter"]), tmp_path / "gguf", ExportModelConfig(quant=["f32"], verify=False))
+    gguf_file = summary["files"][0]
+    code, stdout, stderr = run_cli([str(tiny["data"]), "--base-model", str(tiny["model"]), "--adapter",
+                                    str(tiny["adapter"]), "--gguf", gguf_file, "--max-new-tokens", "16",
+                                    "--out", str(tmp_path / "eval"), "--json"], capsys)
+    assert code == 0, stderr
+    base, tuned, exported = json.loads(stdout)["models"]
+    assert exported["name"] == "answers.f32.gguf" and exported["model"] == gguf_file
+    assert exported["loss"] == pytest.approx(tuned["loss"], rel=1e-3)
+    assert exported["exact_match"] == tuned["exact_match"] == 1.0
+    assert "| metric | base | answers | Δ answers | answers.f32.gguf | Δ answers.f32.gguf |" in \
+        (tmp_path / "eval" / "eval.md").read_text(encoding="utf-8")
+    code, _, stderr = run_cli([str(tiny["data"]), "--gguf", str(tiny["data"])], capsys)
+    assert code == 2 and "not a .gguf file" in stderr
