@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import random
 import re
 import time
@@ -36,6 +37,10 @@ class RetryPolicy:
             return min(self.max_retry_after, max(retry_after, 0.0))
         return jittered
 
+
+log = logging.getLogger(__name__)
+# parameters a request can do without (the reply is still an answer): dropped when an endpoint refuses them
+_OPTIONAL_PARAMS = ("seed", "top_p", "stop")
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -121,8 +126,14 @@ class OpenAIBackend:
 
     def __init__(self, base_urls: list[str], model: str, api_key: str | None, concurrency: int = 16,
                  timeout: float = 120.0, retry: RetryPolicy | None = None, seed: int = 0,
-                 max_reply_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_reply_bytes: int = 4 * 1024 * 1024, token_param: str = "max_tokens") -> None:
         self.model = model
+        # what each client (endpoint) was found to reject, learned from its 400s and kept for the run:
+        # the name of the reply-length parameter (newer OpenAI models refuse max_tokens) and the
+        # optional parameters it does not accept (some servers refuse `seed`)
+        self._token_param: dict[int, str] = {}
+        self._default_token_param = token_param
+        self._dropped: dict[int, set[str]] = {}
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
@@ -182,15 +193,52 @@ class OpenAIBackend:
         except TimeoutError:
             raise AttemptTimeout(f"no complete reply within --timeout {self.timeout:g} s") from None
 
-    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+    def _body(self, client: openai.AsyncOpenAI, request: Request) -> dict:
+        key = id(client)
         body: dict = {
             "model": self.model, "messages": request.message_dicts(), "temperature": request.temperature,
-            "top_p": request.top_p, "max_tokens": request.max_tokens,
+            "top_p": request.top_p, self._token_param.get(key, self._default_token_param): request.max_tokens,
         }
         if request.stop:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
+        for name in self._dropped.get(key, ()):
+            body.pop(name, None)
+        return body
+
+    def _adapt_to_rejection(self, client: openai.AsyncOpenAI, exc: openai.BadRequestError, body: dict) -> bool:
+        """Learn from a 400 that names a parameter this endpoint refuses; True when resending can help."""
+        message = str(exc)
+        key = id(client)
+        if "max_completion_tokens" in message and "max_tokens" in body:
+            self._token_param[key] = "max_completion_tokens"
+            log.warning("endpoint %s refuses max_tokens: sending max_completion_tokens from now on",
+                        redact(str(client.base_url)))
+            return True
+        if "max_tokens" in message and "max_completion_tokens" in body and "unsupported" in message.lower():
+            self._token_param[key] = "max_tokens"
+            return True
+        for name in _OPTIONAL_PARAMS:
+            if name in body and re.search(rf"(unsupported|unrecognized|unknown|not supported).*'?{name}'?",
+                                          message, re.IGNORECASE):
+                self._dropped.setdefault(key, set()).add(name)
+                log.warning("endpoint %s refuses the optional parameter '%s': dropped from now on",
+                            redact(str(client.base_url)), name)
+                return True
+        return False
+
+    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+        for _ in range(len(_OPTIONAL_PARAMS) + 2):  # each rejection teaches one thing; bounded
+            body = self._body(client, request)
+            try:
+                return await self._post(client, body)
+            except openai.BadRequestError as exc:
+                if not self._adapt_to_rejection(client, exc, body):
+                    raise
+        return await self._post(client, self._body(client, request))
+
+    async def _post(self, client: openai.AsyncOpenAI, body: dict) -> Completion:
         # `post` is the SDK's documented raw call: the SDK's auth, headers and errors without the
         # TypedDict transform of `chat.completions.create`; `cast_to=bytes` also skips its pydantic model
         # of the reply. Together these cost more CPU than the HTTP exchange (bench/client_overhead.py).

@@ -183,3 +183,36 @@ def test_request_body_is_the_chat_completions_shape(make_server, tmp_path: Path)
     assert sent["model"] == "test-model" and sent["messages"] == [{"role": "user", "content": "用中文回答"}]
     assert (sent["max_tokens"], sent["seed"], sent["stop"]) == (9, 3, ["\n\n"])
     assert {"temperature", "top_p"} <= sent.keys()
+
+
+def test_max_tokens_refused_is_resent_as_max_completion_tokens_and_remembered(make_server, tmp_path: Path) -> None:
+    # newer OpenAI models answer 400 to max_tokens; the request must not fail for good
+    def reply(body: dict, n: int):
+        if "max_tokens" in body:
+            return Reply(status=400, text="Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                          "Use 'max_completion_tokens' instead.")
+        return "fine"
+    srv = make_server(reply=reply)
+    llm = make_llm(config(srv.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(3))
+    assert all(c.ok and c.text == "fine" for c in out)
+    assert srv.count == 4  # one refusal, then every request (the first resent) with the new name
+    assert all("max_completion_tokens" in b and "max_tokens" not in b for b in srv.bodies[1:])
+
+
+def test_a_refused_optional_parameter_is_dropped_once_and_remembered(make_server, tmp_path: Path) -> None:
+    def reply(body: dict, n: int):
+        if "seed" in body:
+            return Reply(status=400, text="Unsupported parameter: 'seed'")
+        return "fine"
+    srv = make_server(reply=reply)
+    llm = make_llm(config(srv.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(3))
+    assert all(c.ok for c in out) and srv.count == 4
+    assert "max_tokens" in srv.bodies[-1]
+
+
+def test_a_plain_bad_request_still_fails_without_resending(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: Reply(status=400, text="messages: invalid content"))
+    out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert not out[0].ok and srv.count == 1
