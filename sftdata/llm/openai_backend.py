@@ -81,7 +81,20 @@ def _describe(exc: BaseException) -> str:
     text = str(exc)
     if root is not exc and str(root) and str(root) not in text:
         text = f"{text} (cause: {type(root).__name__}: {root})"
-    return text
+    hint = _missing_v1_hint(exc)
+    return f"{text}; {hint}" if hint else text
+
+
+def _missing_v1_hint(exc: BaseException) -> str:
+    """A 404 from a base URL without /v1 (vLLM, Ollama, llama.cpp and OpenAI serve under /v1) is
+    nearly always that: name the URL the user probably meant."""
+    if not isinstance(exc, openai.NotFoundError):
+        return ""
+    url = str(exc.request.url).split("?", 1)[0]
+    base = url.removesuffix("/chat/completions")
+    if base == url or "/v1" in base.split("://", 1)[-1]:
+        return ""
+    return f"did you mean --base-url {base}/v1 ?"
 
 
 def _is_retryable(exc: Exception) -> bool:

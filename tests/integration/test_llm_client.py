@@ -216,3 +216,12 @@ def test_a_plain_bad_request_still_fails_without_resending(make_server, tmp_path
     srv = make_server(reply=lambda body, n: Reply(status=400, text="messages: invalid content"))
     out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
     assert not out[0].ok and srv.count == 1
+
+
+def test_a_404_from_a_base_url_without_v1_suggests_v1(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: Reply(status=404, text="Not Found"))
+    root = srv.url.removesuffix("/v1")
+    (out,) = run(make_llm(config(root), RunDir(tmp_path)), requests(1))
+    assert not out.ok and f"did you mean --base-url {root}/v1 ?" in out.error_detail
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path / "b")), requests(1))
+    assert not out.ok and "did you mean" not in out.error_detail  # already /v1: no false hint
