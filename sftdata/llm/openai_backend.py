@@ -105,6 +105,18 @@ def _is_retryable(exc: Exception) -> bool:
     return False
 
 
+_THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
+
+
+def strip_thinking(text: str, finish_reason: str) -> tuple[str, str]:
+    """The answer without a reasoning model's leading ``<think>...</think>`` block, never parsed as
+    the answer. A think block that never closed is no answer at all: empty, and truncated."""
+    stripped = _THINK_BLOCK.sub("", text, count=1)
+    if stripped == text and text.lstrip().startswith("<think>"):
+        return "", "length"
+    return stripped, finish_reason
+
+
 def _parse_completion(body: bytes, default_model: str) -> Completion:
     """A chat completion from the reply body; anything unusable is a MalformedReply (retried)."""
     try:
@@ -116,15 +128,21 @@ def _parse_completion(body: bytes, default_model: str) -> Completion:
         raise MalformedReply("reply has no choices")
     message = choices[0].get("message")
     text = message.get("content") if isinstance(message, dict) else None
+    finish_reason = str(choices[0].get("finish_reason") or "stop")
+    if text is None and finish_reason == "length":
+        # a reasoning model that spent max_tokens thinking (reasoning_content) and never answered:
+        # a truncated reply, reported as such; retrying the same request would only pay again
+        text = ""
     if not isinstance(text, str):
         raise MalformedReply("reply has no message content")
+    text, finish_reason = strip_thinking(text, finish_reason)
     # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
     # (journal, cache) can hold: it would stop the run mid-write
     text = _LONE_SURROGATE.sub("\ufffd", text)
     usage = reply.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     model, request_id = reply.get("model"), reply.get("id")
-    return Completion(text=text, finish_reason=str(choices[0].get("finish_reason") or "stop"),
+    return Completion(text=text, finish_reason=finish_reason,
                       usage=Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))),
                       model=model if isinstance(model, str) and model else default_model,
                       request_id=request_id if isinstance(request_id, str) else None)

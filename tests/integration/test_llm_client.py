@@ -225,3 +225,22 @@ def test_a_404_from_a_base_url_without_v1_suggests_v1(make_server, tmp_path: Pat
     assert not out.ok and f"did you mean --base-url {root}/v1 ?" in out.error_detail
     (out,) = run(make_llm(config(srv.url), RunDir(tmp_path / "b")), requests(1))
     assert not out.ok and "did you mean" not in out.error_detail  # already /v1: no false hint
+
+
+def test_reasoning_model_out_of_tokens_is_truncated_not_retried(make_server, tmp_path: Path) -> None:
+    body = (b'{"choices": [{"message": {"role": "assistant", "content": null, "reasoning_content": "Let me '
+            b'think"}, "finish_reason": "length"}]}')
+    srv = make_server(reply=lambda b, n: Reply(raw_body=body))
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out.ok and out.truncated and out.text == "" and srv.count == 1
+
+
+@pytest.mark.parametrize(("reply", "text", "truncated"), [
+    ("<think>two plus two</think>\n\n4", "4", False),
+    ("<think>still thinking when max_tokens ran out", "", True),
+])
+def test_think_blocks_are_never_the_answer(make_server, tmp_path: Path, reply: str, text: str,
+                                           truncated: bool) -> None:
+    srv = make_server(reply=lambda b, n: reply)
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out.ok and (out.text, out.truncated) == (text, truncated)
