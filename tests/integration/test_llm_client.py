@@ -244,3 +244,10 @@ def test_think_blocks_are_never_the_answer(make_server, tmp_path: Path, reply: s
     srv = make_server(reply=lambda b, n: reply)
     (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
     assert out.ok and (out.text, out.truncated) == (text, truncated)
+
+
+def test_token_param_option_sends_max_completion_tokens_from_the_first_request(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "ok")
+    run(make_llm(config(srv.url, token_param="max_completion_tokens"), RunDir(tmp_path)), requests(1))
+    (sent,) = srv.bodies
+    assert sent["max_completion_tokens"] and "max_tokens" not in sent
