@@ -5,7 +5,8 @@ Field names are the ones LLaMA-Factory, TRL, axolotl, torchtune and ``datasets``
     alpaca             {"instruction", "input", "output"} (+ "system")
     sharegpt           {"conversations": [{"from": "human"|"gpt", "value"}], "system"?}
     messages           {"messages": [{"role": "system"?|"user"|"assistant", "content"}]}
-    prompt-completion  {"prompt", "completion"}
+    prompt-completion  {"prompt", "completion"}   (completion starts with TRL's separator, a newline)
+    chat-prompt-completion  {"prompt": [{"role", "content"}...], "completion": [{"role": "assistant", ...}]}
 
 Each :class:`Format` holds its row writer, its row reader, its LLaMA-Factory ``dataset_info.json``
 entry and what the dataset card says about which trainers read it. Export, the readers of every stage
@@ -100,8 +101,23 @@ def _messages_row(rec: Any, system: str, with_system: bool) -> Row:
     return {"messages": turns}
 
 
+# TRL's SFTTrainer tokenizes prompt + completion as one string ({"prompt": "The sky is", "completion":
+# " blue."} in its docs), so the completion carries the separator; without it the reply is glued to
+# the prompt's last word.
+COMPLETION_SEPARATOR = "\n"
+
+
 def _prompt_completion_row(rec: Any, system: str, with_system: bool) -> Row:
-    return {"prompt": prompt_text(rec.instruction, rec.input), "completion": rec.output}
+    completion = rec.output if rec.output[:1].isspace() else COMPLETION_SEPARATOR + rec.output
+    return {"prompt": prompt_text(rec.instruction, rec.input), "completion": completion}
+
+
+def _chat_prompt_completion_row(rec: Any, system: str, with_system: bool) -> Row:
+    """TRL's conversational prompt-completion: role/content lists in both fields (no separator needed:
+    the chat template places the turns)."""
+    prompt = [{"role": "system", "content": system}] if system else []
+    prompt.append({"role": "user", "content": prompt_text(rec.instruction, rec.input)})
+    return {"prompt": prompt, "completion": [{"role": "assistant", "content": rec.output}]}
 
 
 def str_field(obj: Row, key: str, default: str | None = None) -> str:
@@ -149,7 +165,16 @@ def _read_messages(obj: Row) -> list[dict[str, Any]]:
 
 def _read_prompt_completion(obj: Row) -> list[dict[str, Any]]:
     instruction, input_text = split_prompt(str_field(obj, "prompt"))
-    return [{"instruction": instruction, "input": input_text, "output": str_field(obj, "completion")}]
+    completion = str_field(obj, "completion")
+    if completion.startswith(COMPLETION_SEPARATOR):  # the separator the writer added (one, not the reply's own)
+        completion = completion[len(COMPLETION_SEPARATOR):]
+    return [{"instruction": instruction, "input": input_text, "output": completion}]
+
+
+def _read_chat_prompt_completion(obj: Row) -> list[dict[str, Any]]:
+    if not isinstance(obj["completion"], list):
+        raise ValueError("field 'completion' must be a list of turns when 'prompt' is one")
+    return [_from_turns(obj["prompt"] + obj["completion"], "role", "content", "user", "assistant", None)]
 
 
 FORMATS: dict[str, Format] = {}
@@ -204,7 +229,15 @@ register(Format(
 register(Format(
     # alpaca with no query column: prompt -> prompt, response -> completion
     "prompt-completion", _prompt_completion_row,
-    matches=lambda obj: "prompt" in obj and "completion" in obj and "instruction" not in obj,
+    matches=lambda obj: ("prompt" in obj and "completion" in obj and "instruction" not in obj
+                         and not isinstance(obj["prompt"], list)),
     read=_read_prompt_completion,
     dataset_info={"formatting": "alpaca", "columns": {"prompt": "prompt", "response": "completion"}},
     usage=(("TRL's `SFTTrainer`", "its prompt-completion format"),), train_preference=3))
+register(Format(
+    # LLaMA-Factory has no entry for split conversational fields: no dataset_info.json entry
+    "chat-prompt-completion", _chat_prompt_completion_row,
+    matches=lambda obj: "prompt" in obj and "completion" in obj and isinstance(obj["prompt"], list),
+    read=_read_chat_prompt_completion, dataset_info={},
+    usage=(("TRL's `SFTTrainer`", "its conversational prompt-completion format (loss on the completion)"),),
+    train_preference=4))

@@ -232,7 +232,8 @@ def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratio
                          for s in present}
         files[fmt] = _write_splits(out, fmt, rows_by_split)
         for split_name, rel in files[fmt].items():
-            entries[f"{name}_{fmt.replace('-', '_')}_{split_name}"] = dataset_info_entry(fmt, rel, with_system)
+            if registry.get(fmt).dataset_info:  # a format LLaMA-Factory cannot read has no entry
+                entries[f"{name}_{fmt.replace('-', '_')}_{split_name}"] = dataset_info_entry(fmt, rel, with_system)
         # the DatasetDict and Parquet files of an earlier export with --hf would no longer match the JSONL
         for stale in (out / "hf" / fmt, out / "parquet" / fmt):
             if stale.is_dir():

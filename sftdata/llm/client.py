@@ -58,6 +58,9 @@ class LLMConfig:
     max_reply_bytes: int = setting(4 * 1024 * 1024, hashed=False,
                                    help="Longest reply body read from the endpoint; a longer one is a failed "
                                         "attempt (retried), never read whole.")
+    token_param: str = setting("max_tokens", hashed=False, choices=("max_tokens", "max_completion_tokens"),
+                               help="Name of the reply-length parameter sent to the endpoint. Newer OpenAI "
+                                    "models want max_completion_tokens; a 400 saying so switches to it anyway.")
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -324,7 +327,7 @@ def _openai_backend(config: LLMConfig) -> Backend:
     return OpenAIBackend(config.base_urls, config.model or "", config.api_key,
                          concurrency=config.concurrency, timeout=config.timeout,
                          retry=RetryPolicy(max_attempts=config.max_attempts, base_delay=config.retry_base),
-                         max_reply_bytes=config.max_reply_bytes)
+                         max_reply_bytes=config.max_reply_bytes, token_param=config.token_param)
 
 
 def _local_backend(config: LLMConfig) -> Backend:

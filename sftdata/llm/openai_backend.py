@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import itertools
 import json
+import logging
 import random
 import re
 import time
@@ -36,6 +37,10 @@ class RetryPolicy:
             return min(self.max_retry_after, max(retry_after, 0.0))
         return jittered
 
+
+log = logging.getLogger(__name__)
+# parameters a request can do without (the reply is still an answer): dropped when an endpoint refuses them
+_OPTIONAL_PARAMS = ("seed", "top_p", "stop")
 
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
@@ -76,7 +81,20 @@ def _describe(exc: BaseException) -> str:
     text = str(exc)
     if root is not exc and str(root) and str(root) not in text:
         text = f"{text} (cause: {type(root).__name__}: {root})"
-    return text
+    hint = _missing_v1_hint(exc)
+    return f"{text}; {hint}" if hint else text
+
+
+def _missing_v1_hint(exc: BaseException) -> str:
+    """A 404 from a base URL without /v1 (vLLM, Ollama, llama.cpp and OpenAI serve under /v1) is
+    nearly always that: name the URL the user probably meant."""
+    if not isinstance(exc, openai.NotFoundError):
+        return ""
+    url = str(exc.request.url).split("?", 1)[0]
+    base = url.removesuffix("/chat/completions")
+    if base == url or "/v1" in base.split("://", 1)[-1]:
+        return ""
+    return f"did you mean --base-url {base}/v1 ?"
 
 
 def _is_retryable(exc: Exception) -> bool:
@@ -85,6 +103,18 @@ def _is_retryable(exc: Exception) -> bool:
     if isinstance(exc, openai.APIStatusError):
         return exc.status_code in (408, 409, 429) or exc.status_code >= 500
     return False
+
+
+_THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
+
+
+def strip_thinking(text: str, finish_reason: str) -> tuple[str, str]:
+    """The answer without a reasoning model's leading ``<think>...</think>`` block, never parsed as
+    the answer. A think block that never closed is no answer at all: empty, and truncated."""
+    stripped = _THINK_BLOCK.sub("", text, count=1)
+    if stripped == text and text.lstrip().startswith("<think>"):
+        return "", "length"
+    return stripped, finish_reason
 
 
 def _parse_completion(body: bytes, default_model: str) -> Completion:
@@ -98,15 +128,21 @@ def _parse_completion(body: bytes, default_model: str) -> Completion:
         raise MalformedReply("reply has no choices")
     message = choices[0].get("message")
     text = message.get("content") if isinstance(message, dict) else None
+    finish_reason = str(choices[0].get("finish_reason") or "stop")
+    if text is None and finish_reason == "length":
+        # a reasoning model that spent max_tokens thinking (reasoning_content) and never answered:
+        # a truncated reply, reported as such; retrying the same request would only pay again
+        text = ""
     if not isinstance(text, str):
         raise MalformedReply("reply has no message content")
+    text, finish_reason = strip_thinking(text, finish_reason)
     # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
     # (journal, cache) can hold: it would stop the run mid-write
     text = _LONE_SURROGATE.sub("\ufffd", text)
     usage = reply.get("usage")
     usage = usage if isinstance(usage, dict) else {}
     model, request_id = reply.get("model"), reply.get("id")
-    return Completion(text=text, finish_reason=str(choices[0].get("finish_reason") or "stop"),
+    return Completion(text=text, finish_reason=finish_reason,
                       usage=Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))),
                       model=model if isinstance(model, str) and model else default_model,
                       request_id=request_id if isinstance(request_id, str) else None)
@@ -121,8 +157,14 @@ class OpenAIBackend:
 
     def __init__(self, base_urls: list[str], model: str, api_key: str | None, concurrency: int = 16,
                  timeout: float = 120.0, retry: RetryPolicy | None = None, seed: int = 0,
-                 max_reply_bytes: int = 4 * 1024 * 1024) -> None:
+                 max_reply_bytes: int = 4 * 1024 * 1024, token_param: str = "max_tokens") -> None:
         self.model = model
+        # what each client (endpoint) was found to reject, learned from its 400s and kept for the run:
+        # the name of the reply-length parameter (newer OpenAI models refuse max_tokens) and the
+        # optional parameters it does not accept (some servers refuse `seed`)
+        self._token_param: dict[int, str] = {}
+        self._default_token_param = token_param
+        self._dropped: dict[int, set[str]] = {}
         self.retry = retry or RetryPolicy()
         self.timeout = timeout
         self.max_reply_bytes = max_reply_bytes
@@ -182,15 +224,52 @@ class OpenAIBackend:
         except TimeoutError:
             raise AttemptTimeout(f"no complete reply within --timeout {self.timeout:g} s") from None
 
-    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+    def _body(self, client: openai.AsyncOpenAI, request: Request) -> dict:
+        key = id(client)
         body: dict = {
             "model": self.model, "messages": request.message_dicts(), "temperature": request.temperature,
-            "top_p": request.top_p, "max_tokens": request.max_tokens,
+            "top_p": request.top_p, self._token_param.get(key, self._default_token_param): request.max_tokens,
         }
         if request.stop:
             body["stop"] = list(request.stop)
         if request.seed is not None:
             body["seed"] = request.seed
+        for name in self._dropped.get(key, ()):
+            body.pop(name, None)
+        return body
+
+    def _adapt_to_rejection(self, client: openai.AsyncOpenAI, exc: openai.BadRequestError, body: dict) -> bool:
+        """Learn from a 400 that names a parameter this endpoint refuses; True when resending can help."""
+        message = str(exc)
+        key = id(client)
+        if "max_completion_tokens" in message and "max_tokens" in body:
+            self._token_param[key] = "max_completion_tokens"
+            log.warning("endpoint %s refuses max_tokens: sending max_completion_tokens from now on",
+                        redact(str(client.base_url)))
+            return True
+        if "max_tokens" in message and "max_completion_tokens" in body and "unsupported" in message.lower():
+            self._token_param[key] = "max_tokens"
+            return True
+        for name in _OPTIONAL_PARAMS:
+            if name in body and re.search(rf"(unsupported|unrecognized|unknown|not supported).*'?{name}'?",
+                                          message, re.IGNORECASE):
+                self._dropped.setdefault(key, set()).add(name)
+                log.warning("endpoint %s refuses the optional parameter '%s': dropped from now on",
+                            redact(str(client.base_url)), name)
+                return True
+        return False
+
+    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+        for _ in range(len(_OPTIONAL_PARAMS) + 2):  # each rejection teaches one thing; bounded
+            body = self._body(client, request)
+            try:
+                return await self._post(client, body)
+            except openai.BadRequestError as exc:
+                if not self._adapt_to_rejection(client, exc, body):
+                    raise
+        return await self._post(client, self._body(client, request))
+
+    async def _post(self, client: openai.AsyncOpenAI, body: dict) -> Completion:
         # `post` is the SDK's documented raw call: the SDK's auth, headers and errors without the
         # TypedDict transform of `chat.completions.create`; `cast_to=bytes` also skips its pydantic model
         # of the reply. Together these cost more CPU than the HTTP exchange (bench/client_overhead.py).

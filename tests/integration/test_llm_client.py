@@ -244,3 +244,71 @@ def test_request_body_is_the_chat_completions_shape(make_server, tmp_path: Path)
     assert sent["model"] == "test-model" and sent["messages"] == [{"role": "user", "content": "用中文回答"}]
     assert (sent["max_tokens"], sent["seed"], sent["stop"]) == (9, 3, ["\n\n"])
     assert {"temperature", "top_p"} <= sent.keys()
+
+
+def test_max_tokens_refused_is_resent_as_max_completion_tokens_and_remembered(make_server, tmp_path: Path) -> None:
+    # newer OpenAI models answer 400 to max_tokens; the request must not fail for good
+    def reply(body: dict, n: int):
+        if "max_tokens" in body:
+            return Reply(status=400, text="Unsupported parameter: 'max_tokens' is not supported with this model. "
+                                          "Use 'max_completion_tokens' instead.")
+        return "fine"
+    srv = make_server(reply=reply)
+    llm = make_llm(config(srv.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(3))
+    assert all(c.ok and c.text == "fine" for c in out)
+    assert srv.count == 4  # one refusal, then every request (the first resent) with the new name
+    assert all("max_completion_tokens" in b and "max_tokens" not in b for b in srv.bodies[1:])
+
+
+def test_a_refused_optional_parameter_is_dropped_once_and_remembered(make_server, tmp_path: Path) -> None:
+    def reply(body: dict, n: int):
+        if "seed" in body:
+            return Reply(status=400, text="Unsupported parameter: 'seed'")
+        return "fine"
+    srv = make_server(reply=reply)
+    llm = make_llm(config(srv.url, concurrency=1), RunDir(tmp_path))
+    out = run(llm, requests(3))
+    assert all(c.ok for c in out) and srv.count == 4
+    assert "max_tokens" in srv.bodies[-1]
+
+
+def test_a_plain_bad_request_still_fails_without_resending(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: Reply(status=400, text="messages: invalid content"))
+    out = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert not out[0].ok and srv.count == 1
+
+
+def test_a_404_from_a_base_url_without_v1_suggests_v1(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: Reply(status=404, text="Not Found"))
+    root = srv.url.removesuffix("/v1")
+    (out,) = run(make_llm(config(root), RunDir(tmp_path)), requests(1))
+    assert not out.ok and f"did you mean --base-url {root}/v1 ?" in out.error_detail
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path / "b")), requests(1))
+    assert not out.ok and "did you mean" not in out.error_detail  # already /v1: no false hint
+
+
+def test_reasoning_model_out_of_tokens_is_truncated_not_retried(make_server, tmp_path: Path) -> None:
+    body = (b'{"choices": [{"message": {"role": "assistant", "content": null, "reasoning_content": "Let me '
+            b'think"}, "finish_reason": "length"}]}')
+    srv = make_server(reply=lambda b, n: Reply(raw_body=body))
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out.ok and out.truncated and out.text == "" and srv.count == 1
+
+
+@pytest.mark.parametrize(("reply", "text", "truncated"), [
+    ("<think>two plus two</think>\n\n4", "4", False),
+    ("<think>still thinking when max_tokens ran out", "", True),
+])
+def test_think_blocks_are_never_the_answer(make_server, tmp_path: Path, reply: str, text: str,
+                                           truncated: bool) -> None:
+    srv = make_server(reply=lambda b, n: reply)
+    (out,) = run(make_llm(config(srv.url), RunDir(tmp_path)), requests(1))
+    assert out.ok and (out.text, out.truncated) == (text, truncated)
+
+
+def test_token_param_option_sends_max_completion_tokens_from_the_first_request(make_server, tmp_path: Path) -> None:
+    srv = make_server(reply=lambda body, n: "ok")
+    run(make_llm(config(srv.url, token_param="max_completion_tokens"), RunDir(tmp_path)), requests(1))
+    (sent,) = srv.bodies
+    assert sent["max_completion_tokens"] and "max_tokens" not in sent

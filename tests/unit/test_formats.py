@@ -83,4 +83,36 @@ def test_builtin_formats_round_trip_and_keep_their_dataset_info() -> None:
         assert (back.instruction, back.input, back.output) == ("Translate.", "Bonjour", "Hello"), name
         assert fmt.keeps_system() == (name != "prompt-completion")
     assert formats.get("messages").dataset_info_entry("m/train.jsonl", True)["tags"]["system_tag"] == "system"
-    assert [f.name for f in formats.for_training()] == ["messages", "sharegpt", "alpaca", "prompt-completion"]
+    assert [f.name for f in formats.for_training()] == ["messages", "sharegpt", "alpaca", "prompt-completion",
+                                                        "chat-prompt-completion"]
+
+
+def test_prompt_completion_carries_trls_separator_and_reads_back_without_it() -> None:
+    # TRL joins prompt + completion as one string: without a separator the reply is glued to the prompt
+    from sftdata.core.records import records_from_obj
+
+    row = formats.get("prompt-completion").write(Record("Name a colour.", "", "Blue."), "", False)
+    assert row == {"prompt": "Name a colour.", "completion": "\nBlue."}
+    (back,) = records_from_obj(row)
+    assert back.output == "Blue."
+    # a reply that starts with whitespace of its own keeps it and gets no second separator
+    row = formats.get("prompt-completion").write(Record("Indent.", "", "  x = 1"), "", False)
+    assert row["completion"] == "  x = 1"
+
+
+def test_conversational_prompt_completion_has_role_content_lists_in_both_fields(tmp_path: Path) -> None:
+    from sftdata.core.records import records_from_obj
+
+    fmt = formats.get("chat-prompt-completion")
+    row = fmt.write(Record("Translate.", "Bonjour", "Hello"), "Be brief.", True)
+    assert row == {"prompt": [{"role": "system", "content": "Be brief."},
+                              {"role": "user", "content": "Translate.\n\nBonjour"}],
+                   "completion": [{"role": "assistant", "content": "Hello"}]}
+    (back,) = records_from_obj(row)
+    assert (back.instruction, back.input, back.output, back.meta) == (
+        "Translate.", "Bonjour", "Hello", {"system": "Be brief."})
+    # LLaMA-Factory cannot read it: exported, but no dataset_info.json entry
+    export(RECORDS, tmp_path / "o", ["chat-prompt-completion", "alpaca"])
+    info = json.loads((tmp_path / "o" / "dataset_info.json").read_text())
+    assert info and not any("chat_prompt_completion" in key for key in info)
+    assert (tmp_path / "o" / "chat-prompt-completion" / "train.jsonl").is_file()
