@@ -18,7 +18,7 @@ import dataclasses
 import json
 import os
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -39,6 +39,9 @@ _CHUNK = 512  # records per call into the compiled ROUGE-L loop (the result is t
 EXACT_NEAREST_MAX = 20_000
 
 Verdict = tuple[str, dict[str, Any]] | None
+# (records, config, against, out_dir) -> (record, verdict) in input order: filter_records, or the
+# sharded one of sftdata.cluster.filter (--ray)
+Engine = Callable[[list[Record], FilterConfig, list[str], Path], Iterable[tuple[Record, Verdict]]]
 
 
 def filter_records(records: Iterable[Record], config: FilterConfig,
@@ -120,13 +123,14 @@ class _State:
 
 def run_filter(in_paths: Iterable[str | os.PathLike[str]], out_dir: str | os.PathLike[str],
                config: FilterConfig, against_paths: Iterable[str | os.PathLike[str]] = (),
-               progress: bool = False) -> dict[str, Any]:
+               progress: bool = False, engine: Engine | None = None) -> dict[str, Any]:
     """Filter JSONL files into ``out_dir/accepted.jsonl`` and ``out_dir/rejected.jsonl``.
 
     Every input (and --against) file is read and validated first, so a bad line stops the run
     with ``file:line`` before anything is written; both outputs appear together (temp + rename).
     ``config.instance_rules`` None: instance rules on unless no input record has an output yet
-    (instructions only, as after Self-Instruct's first step). Returns the summary.
+    (instructions only, as after Self-Instruct's first step). ``engine``: how the verdicts are
+    computed (default: :func:`filter_records` in this process). Returns the summary.
     """
     config.validate()
     started = time.monotonic()
@@ -140,7 +144,8 @@ def run_filter(in_paths: Iterable[str | os.PathLike[str]], out_dir: str | os.Pat
         counts = {"accepted": 0, **{rule: 0 for rule in RULES}}
         targets = {name: out / f"{name}.jsonl" for name in ("accepted", "rejected")}
         temps = {name: path.with_name(path.name + ".tmp") for name, path in targets.items()}
-        stream = filter_records(records, config, against)
+        stream = (filter_records(records, config, against) if engine is None
+                  else engine(records, config, against, out))
         if progress:
             from tqdm import tqdm
 

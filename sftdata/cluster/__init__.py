@@ -1,0 +1,9 @@
+"""Running stages on a Ray cluster (``--ray ADDRESS|auto|local``): an optional extra, ``sftdata[ray]``.
+
+    runtime  connect(): attach to / start a Ray cluster, with a clear error when ray is missing
+    filter   sharded_filter_records(): rules + shard-local novelty as Ray tasks, one journal per
+             shard under the output directory, then the driver's global ROUGE-L pass
+
+Nothing here is imported on the single-machine path: the CLI imports these modules only when
+``--ray`` is given, and they import ``ray`` only inside functions. See docs/cluster.md.
+"""
