@@ -60,7 +60,7 @@ def weight_bytes(model: Any) -> int:
 
 
 def main() -> None:
-    from sftdata.llm.embedded import load_model_and_tokenizer
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
 
     from sftdata.eval.stage import load_eval_records
     from sftdata.export_model.verify import DEFAULT_PROMPTS, Reference, _examples, score, tokens_per_second

@@ -28,7 +28,7 @@ def resolve_source(source: str | None, hf_dir: Path, base_model: str | None) -> 
     ``source``: a PEFT adapter (merged into its base under ``hf_dir``), a HF model directory, or
     None for the embedded model.
     """
-    from ..llm.embedded import embedded_model_dir
+    from ..llm.local.embedded import embedded_model_dir
 
     if source is None:
         return embedded_model_dir(), None

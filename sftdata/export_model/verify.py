@@ -109,7 +109,7 @@ def verify(merged_dir: str | Path, ggufs: dict[str, Path], records: list[Record]
     ``reference_dtype``; its size is its weights' bytes in that dtype), then each GGUF."""
     import torch
 
-    from ..llm.embedded import load_model_and_tokenizer
+    from ..llm.local.embedded import load_model_and_tokenizer
 
     started = time.perf_counter()
     model, tokenizer = load_model_and_tokenizer(str(merged_dir), dtype=reference_dtype or torch.float32)
