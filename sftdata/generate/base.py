@@ -56,7 +56,8 @@ class GenerateStage:
         self.counts: Counter[str] = Counter()  # replies, failures... (saved in the state)
         self.stall = 0
         self.reject_lines: dict[tuple[str, ...], int] = {}  # (level, reason, texts) -> its rejected.jsonl line
-        self.reject_repeats: dict[int, int] = {}  # line -> times the same rejection came again
+        # line -> the request keys of the replies that repeated that rejection (each reply keeps a trace)
+        self.reject_repeats: dict[int, list[str | None]] = {}
         self.shown: list[str] = []  # the example texts of the prompt whose reply is being taken
         self.index = RougeIndex(tokenizer=config.rouge_tokenizer, threshold=config.rouge_threshold)
 
@@ -73,16 +74,16 @@ class GenerateStage:
             self.pool.append(row["instruction"])
             self.tasks_done += row.get("instances", 0) > 0
         state = state or {}
-        self.reject_repeats = {int(k): v for k, v in state.get("reject_repeats", {}).items()}
+        self.reject_repeats = {int(k): list(v) for k, v in state.get("reject_repeats", {}).items()}
         for line, row in enumerate(self.rejected_j.read()):
             record = row["record"]
             key = (row["detail"].get("level", "instruction"), row["reason"], record.get("instruction", ""),
                    record.get("input", ""), record.get("output", ""))
             self.reject_lines[key] = line
-            # a folded file (finish) holds the count itself; before that, the state holds the repeats
-            count = max(int(row.get("count", 1)), 1 + self.reject_repeats.get(line, 0))
-            self.reject_repeats[line] = count - 1
-            self.rejects[key[:2]] += count
+            # a folded file (finish) holds the repeats itself; before that, the state holds them
+            if line not in self.reject_repeats:
+                self.reject_repeats[line] = list(row.get("repeat_request_keys", []))
+            self.rejects[key[:2]] += 1 + len(self.reject_repeats[line])
         self.counts = Counter(state.get("counts", {}))
         self.stall = state.get("stall", 0)
         self.restore_state(state)
@@ -102,16 +103,20 @@ class GenerateStage:
         return []
 
     def state(self) -> dict[str, Any]:
-        repeats = {str(line): n for line, n in sorted(self.reject_repeats.items()) if n}
+        repeats = {str(line): keys for line, keys in sorted(self.reject_repeats.items()) if keys}
         return {"counts": dict(sorted(self.counts.items())), "stall": self.stall, "reject_repeats": repeats}
 
     def finish(self, rundir: RunDir) -> None:
-        """Fold the repeat counts into rejected.jsonl: each rejection once, with how often it came."""
+        """Fold the repeats into rejected.jsonl: each rejection once, with how often it came and the
+        request keys of the replies that repeated it."""
         if not any(self.reject_repeats.values()):
             return
         rows = self.rejected_j.read()
         for line, row in enumerate(rows):
-            row["count"] = 1 + self.reject_repeats.get(line, 0)
+            repeats = self.reject_repeats.get(line, [])
+            row["count"] = 1 + len(repeats)
+            if repeats:
+                row["repeat_request_keys"] = repeats
         self.rejected_j.close()
         write_jsonl(self.rejected_j.path, rows)
 
@@ -302,7 +307,7 @@ class GenerateStage:
         key = (level, reason, record.instruction, record.input, record.output)
         line = self.reject_lines.get(key)
         if line is not None:
-            self.reject_repeats[line] = self.reject_repeats.get(line, 0) + 1
+            self.reject_repeats.setdefault(line, []).append(record.meta.get("request_key"))
             return
         self.reject_lines[key] = self.rejected_j.count
         self.rejected_j.append({**rejected(record, STAGE, reason, {"level": level, **detail}), "count": 1})

@@ -217,7 +217,9 @@ def check_generate_accounting(out: Path, max_attempts: int = 4, single_run: bool
         rows(out / "instructions.jsonl")
     ids = [r["id"] for r in accepted]
     assert len(ids) == len(set(ids)), "duplicate records"
-    levels = Counter(r["detail"]["level"] for r in rejected)
+    levels: Counter[str] = Counter()
+    for row in rejected:  # a rejection that came again is one row with its count (generate folds repeats)
+        levels[row["detail"]["level"]] += row.get("count", 1)
     for level in ("instruction", "instance"):
         flt = stats[f"{level}_filter"]
         assert flt["parsed"] == flt["accepted"] + sum(v for k, v in flt.items() if k.startswith("rejected_")), flt
@@ -228,6 +230,7 @@ def check_generate_accounting(out: Path, max_attempts: int = 4, single_run: bool
     if single_run:
         referenced = {r.get("request_key") for r in pool}
         referenced |= {r["record"]["meta"].get("request_key") for r in rejected}
+        referenced |= {key for r in rejected for key in r.get("repeat_request_keys", [])}
         log = rows(out / "requests.jsonl")
         referenced |= {r["meta"].get("request_key") for r in accepted}
         answered = {r["key"] for r in log if r["outcome"] == "ok"
