@@ -29,7 +29,8 @@ def command(inputs: tuple[Path, ...], out: Path, as_json: bool, **options: objec
     config.validate()  # option errors before reading large inputs
     records = read_inputs(inputs)
     summary = export(records, out, config.formats, split=config.split, seed=config.seed, system=config.system,
-                     hf=config.hf, license=config.license, name=config.name, sources=inputs)
+                     hf=config.hf, license=config.license,
+                     license_name=config.license_name, name=config.name, sources=inputs)
     if as_json:
         print_summary("export", summary, True)
         return
