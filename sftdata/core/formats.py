@@ -222,7 +222,9 @@ register(Format(
     dataset_info={"formatting": "sharegpt", "columns": {"messages": "conversations"},
                   "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human",
                            "assistant_tag": "gpt", "system_tag": "system"}},
-    usage=(("axolotl", "type: chat_template"), ("torchtune", "chat dataset")), train_preference=1))
+    usage=(("axolotl", "type: chat_template, field_messages: conversations, message_property_mappings: "
+                       "{role: from, content: value}"),
+           ("torchtune", "chat dataset")), train_preference=1))
 register(Format(
     # the system prompt is the first message, found through system_tag
     "messages", _messages_row, matches=lambda obj: "messages" in obj, read=_read_messages,
@@ -236,7 +238,9 @@ register(Format(
                          and not isinstance(obj["prompt"], list)),
     read=_read_prompt_completion,
     dataset_info={"formatting": "alpaca", "columns": {"prompt": "prompt", "response": "completion"}},
-    usage=(("TRL's `SFTTrainer`", "its prompt-completion format"),), train_preference=3))
+    usage=(("TRL's `SFTTrainer`", "its prompt-completion format"),
+           ("axolotl", "a custom type: field_instruction: prompt, field_output: completion, format: "
+                       "'{instruction}'")), train_preference=3))
 register(Format(
     # LLaMA-Factory has no entry for split conversational fields: no dataset_info.json entry
     "chat-prompt-completion", _chat_prompt_completion_row,
