@@ -4,6 +4,7 @@ detected from the data."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -119,3 +120,20 @@ def test_a_records_own_language_is_kept(tmp_path):
     records = [Record(r.instruction, r.input, r.output, lang="fr") for r in RECORDS[:12]]
     summary = export(records, tmp_path, ["alpaca"], split=[1, 0, 0])
     assert _card_header(tmp_path)["language"] == ["fr"] and summary["languages_detected"] == 0
+
+
+def test_the_split_is_stratified_by_the_detected_language(tmp_path):
+    """Records without a language split exactly as if each carried the language detected for it:
+    before detection they were all one stratum, and a language could miss a split."""
+    from test_export import make_records
+
+    known = make_records(60, 3)
+    unknown = [Record(r.instruction, r.input, r.output, is_classification=r.is_classification) for r in known]
+
+    def splits(records, out):
+        export(records, out, ["alpaca"], split=[0.8, 0.1, 0.1], seed=3)
+        return {s: sorted(json.loads(line)["instruction"] + json.loads(line)["input"]
+                          for line in (out / "alpaca" / f"{s}.jsonl").open(encoding="utf-8"))
+                for s in ("train", "validation", "test")}
+
+    assert splits(unknown, tmp_path / "detected") == splits(known, tmp_path / "recorded")
