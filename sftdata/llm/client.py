@@ -63,8 +63,8 @@ class LLMConfig:
                                     "models want max_completion_tokens; a 400 saying so switches to it anyway.")
     reasoning: str = setting("strip", choices=("strip", "keep"),
                              help="A reasoning model's thinking (reasoning_content, or a <think> block before "
-                                  "the answer): strip drops it, keep stores it beside the answer (generated "
-                                  "records' meta.reasoning). Never parsed as the answer either way.")
+                                  "the answer): strip drops it, keep stores it beside the answer (generated and "
+                                  "augmented records' meta.reasoning). Never parsed as the answer either way.")
 
     def __post_init__(self) -> None:
         if self.backend is None:
