@@ -318,6 +318,8 @@ class AugmentStage:
         """The equality check's and the answer's elimination rules; fills the answer into ``record``."""
         if cand.answer is not None:
             record.output = cand.answer.text.strip()
+            if cand.answer.reasoning:  # only there with llm.reasoning: keep; never part of the output
+                record.meta["reasoning"] = cand.answer.reasoning
             if cand.answer.truncated:
                 record.meta["finish_reason"] = "length"
         if cand.equal is not None:

@@ -29,7 +29,12 @@ def command(inputs: tuple[Path, ...], out: Path, as_json: bool, **options: objec
     config.validate()  # option errors before reading large inputs
     records = read_inputs(inputs)
     summary = export(records, out, config.formats, split=config.split, seed=config.seed, system=config.system,
-                     hf=config.hf, license=config.license, name=config.name, sources=inputs)
+                     hf=config.hf, license=config.license,
+                     license_name=config.license_name, name=config.name, sources=inputs)
+    if config.push_to_hub:
+        from ..export.hub import push_to_hub
+
+        summary["hub"] = push_to_hub(out, summary, config.push_to_hub, private=config.private)
     if as_json:
         print_summary("export", summary, True)
         return
@@ -38,6 +43,8 @@ def command(inputs: tuple[Path, ...], out: Path, as_json: bool, **options: objec
     shown["omitted_splits"] = ", ".join(summary["omitted_splits"]) or "none"
     shown["dataset_info"] = summary["dataset_info"]
     shown["card"] = summary.get("card", "")
+    if "hub" in summary:
+        shown["hub"] = f"{summary['hub']['url']} ({len(summary['hub']['files'])} files)"
     for warning in summary.get("warnings", []):
         shown.setdefault("warning", warning)
     print_summary("export", shown, False)

@@ -12,31 +12,26 @@ Each :class:`Format` holds its row writer, its row reader, its LLaMA-Factory ``d
 entry and what the dataset card says about which trainers read it. Export, the readers of every stage
 (``core.records.records_from_obj``), fine-tuning's choice of file, the report and the card iterate
 :data:`FORMATS`; adding a format is one :func:`register` call (docs/architecture.md, "How to add a
-format"). This module imports only core.errors: readers return Record fields as a dict, writers
-take any object with a Record's attributes.
+format"). This module imports only core.errors and text.prompt (the one join): readers return
+Record fields as a dict, writers take any object with a Record's attributes.
 """
 
 from __future__ import annotations
 
 import copy
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from ..text.prompt import join_prompt, split_prompt
 from .errors import ConfigError
 
 Row = dict[str, Any]
 
 
-def prompt_text(instruction: str, input_text: str) -> str:
-    """The human turn / prompt of a record: the instruction, a blank line, then the input when there is
-    one. Readers split at the first blank line, the reverse."""
-    return f"{instruction}\n\n{input_text}" if input_text.strip() else instruction
-
-
-def split_prompt(prompt: str) -> tuple[str, str]:
-    instruction, _, input_text = prompt.partition("\n\n")
-    return instruction.strip(), input_text.strip()
+# the one instruction + input join of every format with a single user turn (text.prompt says why)
+prompt_text = join_prompt
 
 
 @dataclass(frozen=True)
@@ -63,6 +58,14 @@ class Format:
         """Whether its rows have a place for a system prompt."""
         probe = "<system prompt probe>"
         return probe in str(self.write(_Empty(), probe, True))
+
+    def joins_prompt(self) -> bool:
+        """Whether its rows hold instruction and input joined in one user turn (``prompt_text``), rather
+        than as separate fields that the trainer joins its own way (alpaca)."""
+        probe = _Empty()
+        probe.instruction, probe.input = "<instruction probe>", "<input probe>"
+        return json.dumps(prompt_text(probe.instruction, probe.input))[1:-1] in json.dumps(
+            self.write(probe, "", False))
 
     def dataset_info_entry(self, file_name: str, with_system: bool) -> dict[str, Any]:
         """LLaMA-Factory's entry. Its parser sets every column or tag an entry leaves out of
@@ -219,7 +222,9 @@ register(Format(
     dataset_info={"formatting": "sharegpt", "columns": {"messages": "conversations"},
                   "tags": {"role_tag": "from", "content_tag": "value", "user_tag": "human",
                            "assistant_tag": "gpt", "system_tag": "system"}},
-    usage=(("axolotl", "type: chat_template"), ("torchtune", "chat dataset")), train_preference=1))
+    usage=(("axolotl", "type: chat_template, field_messages: conversations, message_property_mappings: "
+                       "{role: from, content: value}"),
+           ("torchtune", "chat dataset")), train_preference=1))
 register(Format(
     # the system prompt is the first message, found through system_tag
     "messages", _messages_row, matches=lambda obj: "messages" in obj, read=_read_messages,
@@ -233,7 +238,9 @@ register(Format(
                          and not isinstance(obj["prompt"], list)),
     read=_read_prompt_completion,
     dataset_info={"formatting": "alpaca", "columns": {"prompt": "prompt", "response": "completion"}},
-    usage=(("TRL's `SFTTrainer`", "its prompt-completion format"),), train_preference=3))
+    usage=(("TRL's `SFTTrainer`", "its prompt-completion format"),
+           ("axolotl", "a custom type: field_instruction: prompt, field_output: completion, format: "
+                       "'{instruction}'")), train_preference=3))
 register(Format(
     # LLaMA-Factory has no entry for split conversational fields: no dataset_info.json entry
     "chat-prompt-completion", _chat_prompt_completion_row,

@@ -8,12 +8,14 @@ up by name and shows both files in full below, folded.
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import re
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
+from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,7 @@ from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
 from ..core.stats import table1
+from ..text.prompt import PROMPT_JOIN, TRAINER_JOINS
 from .splits import describe
 
 EXAMPLE_COUNT = 3
@@ -49,14 +52,35 @@ def size_category(count: int) -> str:
     return "n>100M"
 
 
-def check_license(license: str | None) -> str:
-    """A Hub license identifier (e.g. apache-2.0, cc-by-4.0, mit, other); 'unknown' when not given."""
+@lru_cache(maxsize=1)
+def hub_licenses() -> frozenset[str]:
+    """The license identifiers the Hugging Face Hub accepts (sftdata/data/hub_licenses.txt, from its docs)."""
+    text = (Path(__file__).resolve().parents[1] / "data" / "hub_licenses.txt").read_text(encoding="utf-8")
+    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
+
+
+def check_license(license: str | None, license_name: str | None = None) -> str:
+    """A license identifier the Hub accepts (apache-2.0, cc-by-4.0, mit, ..., ``other``); 'unknown' when
+    not given. ``other`` needs ``license_name`` (the Hub's ``license_name``: lowercase letters, digits,
+    dashes), and a name goes with ``other`` only: anything else is a ConfigError naming the option."""
     if license is None:
+        if license_name is not None:
+            raise ConfigError("--license-name goes with --license other", "--license-name")
         return "unknown"
     value = license.strip().lower()
-    if not re.fullmatch(r"[a-z0-9][a-z0-9.+-]*", value):
-        raise ConfigError(f"'{license}' is not a license identifier such as apache-2.0, cc-by-4.0, mit",
-                          "--license")
+    if value not in hub_licenses():
+        near = difflib.get_close_matches(value, sorted(hub_licenses()), n=3, cutoff=0.6)
+        hint = f" (did you mean {', '.join(near)}?)" if near else " such as apache-2.0, cc-by-4.0, mit"
+        raise ConfigError(f"'{license}' is not a license identifier the Hugging Face Hub accepts{hint}; "
+                          "for any other license use --license other --license-name NAME", "--license")
+    if value == "other":
+        if not license_name:
+            raise ConfigError("--license other needs --license-name NAME (e.g. my-data-license)", "--license-name")
+        if not re.fullmatch(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", license_name):
+            raise ConfigError(f"'{license_name}' is not a license name: lowercase letters, digits and dashes, "
+                              "e.g. my-data-license", "--license-name")
+    elif license_name is not None:
+        raise ConfigError(f"--license-name goes with --license other, not '{value}'", "--license-name")
     return value
 
 
@@ -192,7 +216,8 @@ def provenance_section(sources: Sequence[str | os.PathLike[str]]) -> list[str]:
 
 # ---------------------------------------------------------------- the card
 
-def _header(name: str, records: Sequence[Record], summary: dict[str, Any], license: str) -> str:
+def _header(name: str, records: Sequence[Record], summary: dict[str, Any], license: str,
+            license_name: str | None) -> str:
     configs = []
     for index, fmt in enumerate(summary["formats"]):
         config: dict[str, Any] = {"config_name": fmt,
@@ -204,7 +229,10 @@ def _header(name: str, records: Sequence[Record], summary: dict[str, Any], licen
     header: dict[str, Any] = {"pretty_name": name, "configs": configs}
     if languages:
         header["language"] = languages
-    header.update({"license": license, "task_categories": ["text-generation"],
+    header["license"] = license
+    if license_name:
+        header["license_name"] = license_name
+    header.update({"task_categories": ["text-generation"],
                    "size_categories": [size_category(len(records))],
                    "tags": ["sft", "instruction-tuning", "sftdata"]})
     return yaml.safe_dump(header, sort_keys=False, allow_unicode=True)
@@ -277,12 +305,39 @@ def usage_lines(width: int = 95) -> list[str]:
     return textwrap.wrap(" ".join(parts), width=width, break_on_hyphens=False)
 
 
+def _shown(text: str) -> str:
+    return text.replace("\n", "\\n")
+
+
+def prompt_layout_lines(chosen: Sequence[str], records: Sequence[Record]) -> list[str]:
+    """How instruction and input reach the user turn in each exported format, and how the trainers
+    that join alpaca's fields themselves differ (text.prompt.TRAINER_JOINS), so a user knows the text
+    a model will see."""
+    with_input = sum(1 for r in records if r.input.strip())
+    joined = [f"`{name}`" for name in chosen if formats.get(name).joins_prompt()]
+    apart = [f"`{name}`" for name in chosen if not formats.get(name).joins_prompt()]
+    parts = [f"{with_input} of {len(records)} records have an input."]
+    if joined:
+        parts.append(f"In the {', '.join(joined)} files the user turn is the instruction, a blank line "
+                     f"(`{_shown(PROMPT_JOIN)}`), then the input when there is one: the same join in every "
+                     "format, and the one `sftdata finetune` trains on.")
+    if apart:
+        trainers = ", ".join(f"{tool} with one newline (`instruction{_shown(join)}input`)"
+                             for tool, join in TRAINER_JOINS.items())
+        parts.append(f"{' and '.join(apart)} keeps `instruction` and `input` apart, and the trainer joins "
+                     f"them: {trainers}; axolotl's `alpaca` type and torchtune's instruct template put them "
+                     "under `### Instruction:` / `### Input:` headings.")
+    if joined and apart and with_input:
+        parts.append("So a record with an input is not the same training text in both: train on one format.")
+    return ["## Prompt layout", "", *textwrap.wrap(" ".join(parts), width=100, break_on_hyphens=False), ""]
+
+
 def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[Record]],
-                summary: dict[str, Any], *, license: str | None = None,
+                summary: dict[str, Any], *, license: str | None = None, license_name: str | None = None,
                 sources: Sequence[str | os.PathLike[str]] = (), system: str | None = None,
                 with_system: bool = False) -> str:
-    license_id = check_license(license)
-    lines = ["---", _header(name, records, summary, license_id).rstrip(), "---", "", f"# {name}", "",
+    license_id = check_license(license, license_name)
+    lines = ["---", _header(name, records, summary, license_id, license_name).rstrip(), "---", "", f"# {name}", "",
              f"An instruction-tuning (SFT) dataset of {len(records)} records, exported by sftdata.", ""]
     lines += ["## Files", "", "| format | " + " | ".join(summary["splits"]) + " | columns |",
               "|---|" + "---|" * len(summary["splits"]) + "---|"]
@@ -297,6 +352,10 @@ def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[R
         lines += [f"Not written (no records): {', '.join(summary['omitted_splits'])}.", ""]
     for warning in summary.get("warnings", []):
         lines += [f"Note: {warning}.", ""]
+    if summary.get("languages_detected"):
+        lines += [f"Languages: {summary['languages_detected']} of {len(records)} records had none recorded; "
+                  "theirs was detected from the text (script first, then langdetect).", ""]
+    lines += prompt_layout_lines(summary["formats"], records)
     lines += provenance_section(sources)
     stats = table1(records)
     lines += ["## Statistics", "", "Table 1 of Self-Instruct (Wang et al., 2022); lengths in "
@@ -306,9 +365,10 @@ def render_card(name: str, records: Sequence[Record], by_split: dict[str, list[R
     lines += ["## Examples", "", "From the train split, in alpaca form:", ""]
     lines += _examples(by_split.get("train", []), system, with_system)
     lines += _usage(name, summary)
+    shown = f"`{license_id}`" + (f" ({license_name})" if license_name else "")
     lines += ["## License", "",
-              f"`{license_id}`" + (" — not set: choose one with `sftdata export --license ID` and check the "
-                                   "terms of the model that generated the data." if license_id == "unknown" else "."),
+              shown + (" — not set: choose one with `sftdata export --license ID` and check the "
+                       "terms of the model that generated the data." if license_id == "unknown" else "."),
               ""]
     return "\n".join(lines)
 

@@ -21,7 +21,17 @@ class ExportConfig:
     system: str | None = setting(None, help="System prompt for records that have none of their own.")
     hf: bool = setting(False, help="Also save a datasets DatasetDict (hf/<format>, for load_from_disk) and Parquet "
                                    "files (parquet/<format>/<split>.parquet).")
-    license: str | None = setting(None, help="License identifier for the dataset card, e.g. apache-2.0.")
+    license: str | None = setting(None, help="License of the dataset card: an identifier the Hugging Face Hub "
+                                             "accepts (apache-2.0, cc-by-4.0, mit, ...) or 'other' with "
+                                             "--license-name.")
+    license_name: str | None = setting(None, help="Name of a license not in the Hub's list (with --license other), "
+                                                  "e.g. my-data-license.")
+    push_to_hub: str | None = setting(None, config=False, hashed=False, metavar="OWNER/NAME",
+                                      help="Also publish the export as this Hugging Face Hub dataset (one "
+                                           "commit: the card, dataset_info.json and the chosen formats' files). "
+                                           "Token from HF_TOKEN or `hf auth login`; HF_ENDPOINT is honoured.")
+    private: bool = setting(False, config=False, hashed=False,
+                            help="With --push-to-hub: create the dataset repo private.")
     seed: int = setting(0, config=False, help="Seed of the split (same seed, same split; `sftdata run`: its seed).")
     name: str | None = setting(None, config=False, help="Dataset name in dataset_info.json and the card. "
                                                         "Default: the --out folder name (`sftdata run`: the run's).")
@@ -33,4 +43,8 @@ class ExportConfig:
 
         parse_formats(self.formats)
         parse_split(self.split)
-        check_license(self.license)
+        check_license(self.license, self.license_name)
+        if self.push_to_hub is not None:
+            from .hub import check_repo_id
+
+            check_repo_id(self.push_to_hub)

@@ -18,6 +18,7 @@ is removed so the directory never mixes two runs.
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import re
@@ -101,6 +102,27 @@ def export_problem(rec: Record) -> str | None:
     if not rec.output.strip():
         return "field 'output' is empty: export needs complete records (instruction and output)"
     return None
+
+
+def with_languages(records: Sequence[Record]) -> tuple[list[Record], int]:
+    """The records, each with a language: one that has none (seed files, imported datasets) gets the
+    one detected from its instruction (then its whole text when that says nothing), so the split is
+    stratified by language and the card's ``language:`` comes from the data. Returns (records, how
+    many were detected)."""
+    from ..text.lang import detect_lang
+
+    out: list[Record] = []
+    detected = 0
+    for rec in records:
+        if not rec.lang:
+            lang = detect_lang(rec.instruction)
+            if lang == "unknown":
+                lang = detect_lang(f"{rec.instruction}\n{rec.input}\n{rec.output}")
+            if lang != "unknown":
+                rec = dataclasses.replace(rec, lang=lang)
+                detected += 1
+        out.append(rec)
+    return out, detected
 
 
 # ---------------------------------------------------------------- formats
@@ -188,7 +210,8 @@ def _write_hf(out_dir: Path, fmt: str, rows_by_split: dict[str, list[dict]]) -> 
 
 def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: Sequence[str] = ("alpaca",),
            *, split: Sequence[float] = DEFAULT_SPLIT, seed: int = 0, system: str | None = None,
-           hf: bool = False, license: str | None = None, name: str | None = None,
+           hf: bool = False, license: str | None = None, license_name: str | None = None,
+           name: str | None = None,
            sources: Sequence[str | os.PathLike[str]] = (), card: bool = True) -> dict[str, Any]:
     """Write ``records`` in each format with train/validation/test splits, dataset_info.json and README.md.
 
@@ -197,7 +220,7 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
     """
     formats = parse_formats(formats)
     ratios = parse_split(split)
-    check_license(license)
+    check_license(license, license_name)
     if not records:
         raise ConfigError("no records to export")
     for number, rec in enumerate(records, start=1):
@@ -211,12 +234,14 @@ def export(records: Sequence[Record], out_dir: str | os.PathLike[str], formats: 
         raise ConfigError(f"cannot create {out}: {exc.strerror}", "--out") from None
     with DirLock(out):  # one writer per directory
         return _export_into(out, records, formats, ratios, seed=seed, system=system, hf=hf, license=license,
+                            license_name=license_name,
                             name=_dataset_name(out, name), sources=sources, card=card)
 
 
 def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratios: Sequence[float], *, seed: int,
-                 system: str | None, hf: bool, license: str | None, name: str,
+                 system: str | None, hf: bool, license: str | None, license_name: str | None, name: str,
                  sources: Sequence[str | os.PathLike[str]], card: bool) -> dict[str, Any]:
+    records, detected = with_languages(records)
     split_info: dict[str, Any] = {}
     split_of = assign_splits(records, ratios, seed, info=split_info)
     by_split = {s: [r for r, n in zip(records, split_of) if n == s] for s in SPLITS}
@@ -250,7 +275,7 @@ def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratio
         "omitted_splits": [s for s in SPLITS if s not in present],
         "files": files, "dataset_info": str(out / "dataset_info.json"),
         "columns": {fmt: columns_of(fmt, with_system) for fmt in formats},
-        "system_prompts": sum(1 for s in systems if s),
+        "system_prompts": sum(1 for s in systems if s), "languages_detected": detected,
     }
     no_system = [fmt for fmt in formats if not registry.get(fmt).keeps_system()] if with_system else []
     if no_system:
@@ -259,5 +284,6 @@ def _export_into(out: Path, records: Sequence[Record], formats: list[str], ratio
         summary["hf"] = hf_paths
     if card:
         summary["card"] = str(write_card(out, records, by_split, summary, license=license,
+                                         license_name=license_name,
                                          sources=sources, system=system, with_system=with_system))
     return summary

@@ -17,7 +17,8 @@ def run(ctx: StageContext, config: Any) -> StageResult:
     # the run's final dataset at the top of the run directory (docs/architecture.md), which the report reads
     write_jsonl(ctx.run_dir / "accepted.jsonl", records)
     result = export(records, ctx.out, config.formats, split=config.split, seed=ctx.seed, system=config.system,
-                    hf=config.hf, license=config.license, name=ctx.run_dir.name, sources=inputs)
+                    hf=config.hf, license=config.license,
+                    license_name=config.license_name, name=ctx.run_dir.name, sources=inputs)
     return StageResult([ctx.out], result)
 
 

@@ -181,6 +181,8 @@ class GenerateStage:
             parsed = parse(completion.text)
             self.count_reply(kind, completion, len(parsed.items))
             meta = {"model": self.model, "request_key": key, "request_id": completion.request_id, "round": round_no}
+            if completion.reasoning:  # only there with llm.reasoning: keep
+                meta["reasoning"] = completion.reasoning
             if parsed.unparsable:
                 self._reject_unparsed(parsed.entries[0], "parse_error", "reply", meta)
                 continue

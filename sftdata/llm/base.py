@@ -57,6 +57,9 @@ class Completion:
     attempts: int = 1
     error: str | None = None  # error class name after the last attempt
     error_detail: str | None = None
+    # a reasoning model's thinking (reasoning_content, or a leading <think> block of the content):
+    # never part of ``text``, so never parsed as the answer; kept only with ``llm.reasoning: keep``
+    reasoning: str = ""
 
     @classmethod
     def failure(cls, error: str, detail: str | None = None, **fields: Any) -> Completion:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 import time
 from collections.abc import Awaitable, Callable
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -61,6 +61,10 @@ class LLMConfig:
     token_param: str = setting("max_tokens", hashed=False, choices=("max_tokens", "max_completion_tokens"),
                                help="Name of the reply-length parameter sent to the endpoint. Newer OpenAI "
                                     "models want max_completion_tokens; a 400 saying so switches to it anyway.")
+    reasoning: str = setting("strip", choices=("strip", "keep"),
+                             help="A reasoning model's thinking (reasoning_content, or a <think> block before "
+                                  "the answer): strip drops it, keep stores it beside the answer (generated and "
+                                  "augmented records' meta.reasoning). Never parsed as the answer either way.")
 
     def __post_init__(self) -> None:
         if self.backend is None:
@@ -190,6 +194,9 @@ class LLM:
             answered = await self._complete_batch(requests)
         self.stats.seconds += time.perf_counter() - started
         final = [completion for _, completion in answered]
+        if self.config.reasoning != "keep":  # the cache keeps it, so a later run with keep still has it
+            final = [replace(c, reasoning="") if c.reasoning else c for c in final]
+            answered = [(key, c) for (key, _), c in zip(answered, final)]
         for request, (key, completion) in zip(requests, answered):
             self._account(request, key, completion)
         self.live.settled()

@@ -108,13 +108,23 @@ def _is_retryable(exc: Exception) -> bool:
 _THINK_BLOCK = re.compile(r"^\s*<think>.*?</think>\s*", re.DOTALL)
 
 
+def split_thinking(text: str, finish_reason: str) -> tuple[str, str, str]:
+    """(answer, reasoning, finish_reason): a reasoning model's leading ``<think>...</think>`` block
+    taken out of the answer, never parsed as it. A think block that never closed is no answer at all:
+    empty, and truncated."""
+    match = _THINK_BLOCK.match(text)
+    if match:
+        reasoning = match.group(0).strip()[len("<think>"):-len("</think>")].strip()
+        return text[match.end():], reasoning, finish_reason
+    if text.lstrip().startswith("<think>"):
+        return "", text.lstrip()[len("<think>"):].strip(), "length"
+    return text, "", finish_reason
+
+
 def strip_thinking(text: str, finish_reason: str) -> tuple[str, str]:
-    """The answer without a reasoning model's leading ``<think>...</think>`` block, never parsed as
-    the answer. A think block that never closed is no answer at all: empty, and truncated."""
-    stripped = _THINK_BLOCK.sub("", text, count=1)
-    if stripped == text and text.lstrip().startswith("<think>"):
-        return "", "length"
-    return stripped, finish_reason
+    """The answer without a leading ``<think>...</think>`` block (see :func:`split_thinking`)."""
+    answer, _, finish_reason = split_thinking(text, finish_reason)
+    return answer, finish_reason
 
 
 def _parse_completion(body: bytes, default_model: str) -> Completion:
@@ -135,7 +145,10 @@ def _parse_completion(body: bytes, default_model: str) -> Completion:
         text = ""
     if not isinstance(text, str):
         raise MalformedReply("reply has no message content")
-    text, finish_reason = strip_thinking(text, finish_reason)
+    text, reasoning, finish_reason = split_thinking(text, finish_reason)
+    # DeepSeek / vLLM / Ollama send the thinking beside the content, under one of these names
+    separate = next((message[k] for k in ("reasoning_content", "reasoning") if isinstance(message.get(k), str)), "")
+    reasoning = "\n\n".join(part for part in (separate.strip(), reasoning) if part)
     # a \ud800-style escape in the JSON body decodes to half a character, which no UTF-8 file
     # (journal, cache) can hold: it would stop the run mid-write
     text = _LONE_SURROGATE.sub("\ufffd", text)
@@ -145,7 +158,8 @@ def _parse_completion(body: bytes, default_model: str) -> Completion:
     return Completion(text=text, finish_reason=finish_reason,
                       usage=Usage(_count(usage.get("prompt_tokens")), _count(usage.get("completion_tokens"))),
                       model=model if isinstance(model, str) and model else default_model,
-                      request_id=request_id if isinstance(request_id, str) else None)
+                      request_id=request_id if isinstance(request_id, str) else None,
+                      reasoning=_LONE_SURROGATE.sub("\ufffd", reasoning))
 
 
 def _count(value: object) -> int:

@@ -554,3 +554,17 @@ def test_cli_budget_stop_exits_0_and_says_so(make_server, tmp_path: Path, capsys
     code, out, err = run_cli(["augment", str(source), "--out", str(tmp_path / "o"), "--ops", "deepen",
                               "--base-url", srv.url, "--model", "m", "--max-requests", "2", "--no-progress"], capsys)
     assert code == 0 and "stopped: budget reached (--max-requests 2" in err
+
+
+@pytest.mark.parametrize("reasoning", ["strip", "keep"])
+def test_a_reasoning_models_thinking_is_kept_beside_the_answer_or_dropped(make_server, tmp_path: Path,
+                                                                          reasoning: str) -> None:
+    def thinking(prompt: str, lang: str, body: dict) -> str:
+        return "<think>Outline the steps first.</think>\n\nHere is a complete answer, written with care and detail."
+
+    srv = make_server(reply=FakeModel(answer=thinking))
+    run(tmp_path, srv, EN_SEEDS[:2], ops=["reasoning"], llm_kw={"reasoning": reasoning})
+    kept = rows(tmp_path / "out" / "accepted.jsonl")
+    assert kept and all(row["output"].startswith("Here is a complete answer") for row in kept)
+    assert {row["meta"].get("reasoning") for row in kept} == (
+        {"Outline the steps first."} if reasoning == "keep" else {None})

@@ -470,3 +470,19 @@ def test_the_progress_bar_moves_while_requests_are_out(tmp_path, make_server, se
     assert any(re.search(r" 0/4 \[.*in flight", f) for f in frames), stderr[-2000:]
     assert any(re.search(r" 0/4 \[.*req=[1-9]\d*/\d+.*tok=[1-9]", f) for f in frames), stderr[-2000:]
     assert any(re.search(r" [1-3]/4 \[\d\d:\d\d<\d\d:\d\d", f) for f in frames), stderr[-2000:]
+
+
+@pytest.mark.parametrize("reasoning", ["strip", "keep"])
+def test_a_reasoning_models_thinking_is_never_a_task(tmp_path, make_server, seeds_en, reasoning):
+    """A QwQ / R1-style reply (a <think> block before the answer): the tasks come from the answer only;
+    with llm.reasoning keep the thinking is stored in each record's meta, with strip it is gone."""
+    answer = make_reply([s[0] for s in SEEDS_EN], "en")
+    server = make_server(reply=lambda body, n: "<think>Plan: five varied tasks.\nInstruction: not a task</think>\n\n"
+                         + answer(body, n))
+    config = GenerateConfig(seeds=[str(seeds_en)], num_instructions=10, mode="alpaca", alpaca_tasks_per_request=5,
+                            lang="en")
+    generate(config, llm_config(server, reasoning=reasoning), tmp_path / "run", progress=False)
+    accepted = read(tmp_path / "run" / "accepted.jsonl")
+    assert len(accepted) == 10 and not any("not a task" in row["instruction"] for row in accepted)
+    kept = {row.get("meta", {}).get("reasoning") for row in accepted}
+    assert kept == ({"Plan: five varied tasks.\nInstruction: not a task"} if reasoning == "keep" else {None})

@@ -312,3 +312,24 @@ def test_token_param_option_sends_max_completion_tokens_from_the_first_request(m
     run(make_llm(config(srv.url, token_param="max_completion_tokens"), RunDir(tmp_path)), requests(1))
     (sent,) = srv.bodies
     assert sent["max_completion_tokens"] and "max_tokens" not in sent
+
+
+REASONING_BODY = (b'{"choices": [{"message": {"role": "assistant", "content": "4", "reasoning_content": '
+                  b'"two plus two"}, "finish_reason": "stop"}]}')
+
+
+@pytest.mark.parametrize(("reply", "reasoning"), [
+    (Reply(raw_body=REASONING_BODY), "two plus two"),  # DeepSeek / vLLM: beside the content
+    (Reply(text="<think>two plus two</think>\n\n4"), "two plus two"),  # QwQ / R1 style: inside it
+])
+def test_reasoning_keep_stores_the_thinking_beside_the_answer(make_server, tmp_path: Path, reply: Reply,
+                                                              reasoning: str) -> None:
+    srv = make_server(reply=lambda b, n: reply)
+    (kept,) = run(make_llm(config(srv.url, reasoning="keep"), RunDir(tmp_path), tmp_path / "cache.db"), requests(1))
+    assert kept.ok and kept.text == "4" and kept.reasoning == reasoning
+    # the default strips it, also from a cached answer; keep finds it again in the same cache
+    (stripped,) = run(make_llm(config(srv.url), RunDir(tmp_path), tmp_path / "cache.db"), requests(1))
+    assert stripped.cached and stripped.text == "4" and stripped.reasoning == ""
+    (again,) = run(make_llm(config(srv.url, reasoning="keep"), RunDir(tmp_path), tmp_path / "cache.db"), requests(1))
+    assert again.cached and again.reasoning == reasoning and srv.count == 1
+

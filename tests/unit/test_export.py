@@ -70,7 +70,7 @@ def test_rows_have_the_trainers_field_names():
         {"role": "assistant", "content": "Bonjour"}]}
     assert to_row(rec, "messages", "", True)["messages"][0]["role"] == "user"  # no empty system turn
     assert to_row(rec, "prompt-completion", "Be brief.", True) == {
-        "prompt": "Translate to French.\n\nGood morning", "completion": "\nBonjour"}  # TRL joins them as one string
+        "prompt": "Translate to French.\n\nGood morning", "completion": "\nBonjour"}  # TRL's separator
     no_input = Record("Name a colour.", "", "Blue.")
     assert to_row(no_input, "sharegpt", "", False)["conversations"][0]["value"] == "Name a colour."
     assert to_row(no_input, "prompt-completion", "", False)["prompt"] == "Name a colour."

@@ -53,7 +53,8 @@ def test_hash_section_and_resumable_come_from_field_metadata() -> None:
     assert "workers" not in settings.hashed(toy) and "internal" not in settings.hashed(toy)
     assert settings.resumable(Toy) == {"workers"}
     llm = settings.hashed(LLMConfig(base_urls=["http://x/v1"], model="m", concurrency=3, api_key="sk-x"))
-    assert llm == {"base_url": ["http://x/v1"], "model": "m", "price_in": None, "price_out": None, "cache": True}
+    assert llm == {"base_url": ["http://x/v1"], "model": "m", "price_in": None, "price_out": None, "cache": True,
+                   "reasoning": "strip"}
     assert {"concurrency", "max_cost", "max_requests", "timeout", "batch_size"} <= RESUMABLE_KEYS
 
 
