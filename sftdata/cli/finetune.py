@@ -28,6 +28,8 @@ def command() -> None:
       sftdata finetune out/train.jsonl --out adapters/demo
       sftdata finetune data.jsonl --out adapters/p --method prompt --lr 3e-2
       torchrun --nproc_per_node 2 $(which sftdata) finetune data.jsonl --out adapters/ddp
+      sftdata finetune train pairs/train.jsonl --out adapters/dpo --method dpo --ref-adapter adapters/demo
+      sftdata finetune train pairs/train.jsonl --out adapters/rm --method reward
       sftdata finetune merge adapters/demo --out merged/demo
       sftdata llm chat --adapter adapters/demo "Name three primary colors."
     """
@@ -38,7 +40,9 @@ def command() -> None:
 @click.option("--out", required=True, type=click.Path(file_okay=False), help="Directory for the adapter and metrics.")
 @click.option("--base-model", type=click.Path(file_okay=False),
               help="Local HF causal-LM directory. Default: the embedded SmolLM2-135M-Instruct.")
-@click.option("--method", type=click.Choice(["lora", "prefix", "prompt", "ia3"]), default="lora", show_default=True)
+@click.option("--method", type=click.Choice(["lora", "prefix", "prompt", "ia3", "dpo", "reward"]), default="lora",
+              show_default=True, help="A PEFT method on SFT data, or on preference pairs: dpo (a LoRA policy) "
+                                      "or reward (a LoRA reward model with a scalar head).")
 @click.option("--epochs", type=int, default=3, show_default=True)
 @click.option("--lr", type=float, help="Peak learning rate. Default per method: lora 2e-4, ia3 3e-3, "
                                         "prefix 1e-2, prompt 3e-2.")
@@ -66,17 +70,32 @@ def command() -> None:
 @click.option("--precision", type=click.Choice(["auto", "bf16", "fp32"]), default="auto", show_default=True,
               help="auto: bf16 autocast where the GPU or CPU computes bf16 natively.")
 @click.option("--gradient-checkpointing", is_flag=True, help="Recompute activations: less memory, slower.")
+@click.option("--beta", type=float, default=0.1, show_default=True, help="dpo: pull towards the reference.")
+@click.option("--loss", type=click.Choice(["sigmoid", "ipo", "hinge"]), default="sigmoid", show_default=True,
+              help="dpo: the preference loss (TRL's formulas).")
+@click.option("--ref-adapter", type=click.Path(file_okay=False),
+              help="dpo: an SFT adapter that is the reference and the starting policy (default: the base).")
+@click.option("--save-every", type=int, default=0, show_default=True,
+              help="dpo/reward: write --out/checkpoint every N steps (always on Ctrl-C).")
+@click.option("--resume", is_flag=True, help="dpo/reward: continue from --out/checkpoint.")
+@click.option("--stop-after", type=int, help="dpo/reward: checkpoint and stop after N steps (resume later).")
 @click.option("--seed", type=int, default=0, show_default=True)
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
 def train(data: tuple[str, ...], out: str, eval_data: tuple[str, ...], no_progress: bool, as_json: bool,
           **options: object) -> None:
-    """Train an adapter on DATA (alpaca, sharegpt, messages or prompt-completion JSONL)."""
+    """Train an adapter on DATA (alpaca, sharegpt, messages or prompt-completion JSONL; for dpo and
+    reward, preference pairs: TRL prompt/chosen/rejected, standard or conversational, or
+    LLaMA-Factory ranking rows)."""
     from ..finetune.train import FinetuneConfig, finetune
 
     config = FinetuneConfig(data=list(data), out=out, eval_data=list(eval_data), progress=not no_progress,
                             **options)  # type: ignore[arg-type]
     summary = finetune(config)
+    if "stopped_at" in summary:
+        print_summary(f"stopped after step {summary['stopped_at']} of {summary['steps']}; continue with --resume",
+                      summary, as_json)
+        return
     if os.environ.get("RANK", "0") != "0":  # under torchrun every process returns; one reports
         return
     print_summary(f"fine-tuned {summary['method']} adapter -> {out}", summary, as_json)

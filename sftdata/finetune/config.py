@@ -11,6 +11,10 @@ from dataclasses import dataclass, field
 from ..core.errors import ConfigError
 from .methods import DEFAULT_LR, PROMPT_LEARNING, MethodOptions
 
+# preference methods, trained as LoRA, and their default learning rates
+PREFERENCE_METHODS = {"dpo": 5e-5, "reward": 1e-4}
+PREFERENCE_LOSSES = ("sigmoid", "ipo", "hinge")
+
 
 def check_budget(batch_tokens: int, max_len: int) -> None:
     if max_len < 8:
@@ -49,9 +53,20 @@ class FinetuneConfig:
     gradient_checkpointing: bool = False
     seed: int = 0
     progress: bool = True
+    # preference methods (--method dpo / reward); see finetune/dpo.py and finetune/reward.py
+    beta: float = 0.1                    # DPO: strength of the pull towards the reference
+    loss: str = "sigmoid"                # DPO loss: sigmoid | ipo | hinge (TRL's formulas)
+    ref_adapter: str | None = None       # DPO: SFT adapter = reference and starting policy
+    save_every: int = 0                  # DPO / reward: checkpoint every N steps (0: only on Ctrl-C)
+    resume: bool = False                 # continue from --out/checkpoint
+    stop_after: int | None = None        # checkpoint and stop after N steps (the schedule spans the run)
+
+    @property
+    def preference(self) -> bool:
+        return self.method in PREFERENCE_METHODS
 
     def method_options(self) -> MethodOptions:
-        return MethodOptions(method=self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
+        return MethodOptions(method="lora" if self.preference else self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
                              lora_dropout=self.lora_dropout, target_modules=self.target_modules,
                              virtual_tokens=self.virtual_tokens)
 
@@ -66,7 +81,9 @@ class FinetuneConfig:
             raise ConfigError(f"{self.method} tuning puts virtual tokens before each row, so a row "
                               "holds one example; use --no-packing", "--packing")
         if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
+            self.lr = PREFERENCE_METHODS.get(self.method) or DEFAULT_LR[self.method]
+        if self.preference:
+            self._check_preference()
         checks = [(self.epochs >= 1, "--epochs", "must be >= 1"), (self.lr > 0, "--lr", "must be > 0"),
                   (self.grad_accum >= 1, "--grad-accum", "must be >= 1"),
                   (0 <= self.eval_split < 1, "--eval-split", "must be in [0, 1)"),
@@ -79,3 +96,15 @@ class FinetuneConfig:
                 raise ConfigError(message, option)
         check_budget(self.batch_tokens, self.max_len)
         return self
+
+    def _check_preference(self) -> None:
+        if self.beta <= 0:
+            raise ConfigError(f"must be > 0, got {self.beta}", "--beta")
+        if self.loss not in PREFERENCE_LOSSES:
+            raise ConfigError(f"choose one of {', '.join(PREFERENCE_LOSSES)}", "--loss")
+        if self.save_every < 0:
+            raise ConfigError("must be >= 0", "--save-every")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise ConfigError("must be >= 1", "--stop-after")
+        if self.ref_adapter and self.method != "dpo":
+            raise ConfigError("only --method dpo takes a reference adapter", "--ref-adapter")

@@ -97,7 +97,17 @@ def split_eval(records: list[Record], fraction: float, seed: int) -> tuple[list[
 # ---------------------------------------------------------------- the stage
 
 def finetune(config: FinetuneConfig) -> dict[str, Any]:
-    """Train an adapter on ``config.data`` and write it to ``config.out``; returns the summary."""
+    """Train an adapter on ``config.data`` and write it to ``config.out``; returns the summary.
+
+    ``--method dpo`` / ``reward`` read preference pairs and train in their own loops."""
+    if config.method == "dpo":
+        from .dpo import train_dpo
+
+        return train_dpo(config.resolve())
+    if config.method == "reward":
+        from .reward import train_reward
+
+        return train_reward(config.resolve())
     return train_adapter(config)[0]
 
 
