@@ -39,6 +39,7 @@ class PairBatch:
     n_pairs: int
     n_real: int                  # non-pad tokens
     lengths: torch.Tensor        # (2n,): reply lengths, chosen then rejected
+    ends: torch.Tensor           # (2n,): flat index of each reply's last token (a reward model's pooling)
     pair_index: list[int]        # the example index of each pair, in slot order
 
     def to(self, device: torch.device | str) -> PairBatch:
@@ -94,6 +95,7 @@ def collate_pairs(examples: Sequence[TokenizedPair], rows: list[list[int]], pad_
     target: list[int] = []
     slot: list[int] = []
     lengths = [0] * (2 * n)
+    ends = [0] * (2 * n)
     n_real = 0
     for r, row in enumerate(rows):
         offset = 0
@@ -113,6 +115,7 @@ def collate_pairs(examples: Sequence[TokenizedPair], rows: list[list[int]], pad_
                 target += reply
                 slot += [reply_slot] * len(reply)
                 lengths[reply_slot] = len(reply)
+                ends[reply_slot] = base + start + len(reply) - 1
             offset += p + c + rj
         n_real += offset
         pad = width - offset
@@ -121,7 +124,7 @@ def collate_pairs(examples: Sequence[TokenizedPair], rows: list[list[int]], pad_
     return PairBatch(input_ids=ids, position_ids=positions, segment=segment, part=part,
                      source=torch.tensor(source), target=torch.tensor(target), slot=torch.tensor(slot),
                      n_pairs=n, n_real=n_real, lengths=torch.tensor(lengths, dtype=torch.float32),
-                     pair_index=pair_index)
+                     ends=torch.tensor(ends), pair_index=pair_index)
 
 
 def _boolean_mask_ok(model: Any) -> bool:
@@ -132,14 +135,19 @@ def _boolean_mask_ok(model: Any) -> bool:
     return impl != "eager"
 
 
+def pair_hidden(base: Any, batch: PairBatch) -> torch.Tensor:
+    """The decoder's last hidden states over the packed rows, flattened to (rows x width, hidden)."""
+    dtype = next(base.parameters()).dtype
+    mask = batch.attention_mask(_boolean_mask_ok(base), dtype)
+    hidden = base.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids,
+                                attention_mask=mask, use_cache=False).last_hidden_state
+    return hidden.reshape(-1, hidden.shape[-1])
+
+
 def pair_logps(model: Any, batch: PairBatch) -> torch.Tensor:
     """Summed log-probability of each reply: (2n,), pair i's chosen at i, its rejected at n + i."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
-    dtype = next(base.parameters()).dtype
-    mask = batch.attention_mask(_boolean_mask_ok(base), torch.float32 if dtype == torch.float32 else dtype)
-    hidden = base.get_decoder()(input_ids=batch.input_ids, position_ids=batch.position_ids,
-                                attention_mask=mask, use_cache=False).last_hidden_state
-    picked = hidden.reshape(-1, hidden.shape[-1])[batch.source]
+    picked = pair_hidden(base, batch)[batch.source]
     logits = base.get_output_embeddings()(picked).float()
     token_logps = logits.log_softmax(-1).gather(1, batch.target[:, None]).squeeze(1)
     return torch.zeros(2 * batch.n_pairs, dtype=token_logps.dtype,

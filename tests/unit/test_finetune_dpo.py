@@ -183,3 +183,32 @@ def test_a_resumed_dpo_run_continues_from_its_checkpoint(tiny_dir, pairs_file, t
 
     wa, wb = load_file(straight / "adapter_model.safetensors"), load_file(resumed / "adapter_model.safetensors")
     assert all(torch.allclose(wa[k], wb[k], atol=1e-5) for k in wa)
+
+
+# ---------------------------------------------------------------- the reward model
+
+def test_reward_model_separates_held_out_pairs_and_scores_records(tiny_dir, tmp_path):
+    from sftdata.core.records import Record
+    from sftdata.finetune.reward import score_with_reward_model
+
+    # separable: the chosen reply answers with the word, the rejected one refuses; held-out pairs use
+    # prompts (and words) never trained on
+    words = [f"{a}{b}" for a in ["ka", "lo", "mi", "tu", "ze", "ra"] for b in ["p", "n", "s", "t"]]
+    rows = [{"prompt": f"Name {w}.", "chosen": f"{w} is {w}.", "rejected": "I will not."} for w in words]
+    train_file, held_file = tmp_path / "train.jsonl", tmp_path / "held.jsonl"
+    train_file.write_text("".join(json.dumps(r) + "\n" for r in rows[:18]), encoding="utf-8")
+    held_file.write_text("".join(json.dumps(r) + "\n" for r in rows[18:]), encoding="utf-8")
+    out = tmp_path / "rm"
+    summary = finetune(dpo_config(tiny_dir, train_file, out, method="reward", eval_data=[str(held_file)],
+                                  epochs=8, lr=1e-2))
+    metrics = json.loads((out / "metrics.json").read_text())
+    assert summary["method"] == "reward" and summary["eval_pairs"] == 6
+    assert summary["eval_accuracy"] >= 0.9 and summary["eval_accuracy"] > metrics["curves"]["eval"][0][
+        "rewards/accuracies"] - 1e-9
+    assert metrics["curves"]["train"][-1]["loss"] < metrics["curves"]["train"][0]["loss"]
+
+    records = [Record(instruction=f"Name {w}.", output=reply) for w in words[18:]
+               for reply in (f"{w} is {w}.", "I will not.")]
+    scored = score_with_reward_model(records, out, max_len=64)
+    rewards = [r.meta["judge"]["reward"] for r in scored]
+    assert all(good > bad for good, bad in zip(rewards[::2], rewards[1::2]))
