@@ -56,6 +56,13 @@ def estimate(pipeline: Any) -> dict[str, Any]:
     if augment is not None:
         r, p, c = _augment(augment, records or 200, lang)
         requests, prompt, completion = requests + r, prompt + p, completion + c
+    judge = pipeline.stages.get("judge")
+    if judge is not None:  # its own endpoint may price differently; counted here as the run's llm
+        from .judge.estimate import estimate_judge
+
+        guess = estimate_judge(records or 200, 600, judge, lang)
+        requests, prompt = requests + guess["requests"], prompt + guess["prompt_tokens"]
+        completion += guess["completion_tokens"]
     llm = pipeline.llm
     cost = None
     if llm.price_in is not None and llm.price_out is not None:

@@ -24,7 +24,8 @@ from .core.config import apply_overrides, build, load_file, to_plain
 from .core.errors import ConfigError
 from .llm.client import LLMConfig
 
-STAGE_ORDER = ["generate", "filter", "clean", "augment", "export", "finetune", "eval", "report"]
+STAGE_ORDER = ["generate", "filter", "clean", "augment", "judge", "select", "export", "finetune", "eval", "report"]
+OFF_BY_DEFAULT = {"judge", "select"}  # StageSpec.enabled_by_default=False: on with `judge: {}` in the config
 # settings that do not change what a stage produces, so changing them does not re-run it
 NOT_HASHED = {"concurrency", "timeout", "max_attempts", "retry_base", "max_requests", "max_cost", "progress",
               "api_key", "fail_after", "batch_size"}
@@ -116,9 +117,11 @@ def _section_classes() -> dict[str, type]:
     from .filter.rules import FilterConfig
     from .finetune.config import FinetuneConfig
     from .generate.config import GenerateConfig
+    from .judge.config import JudgeConfig
+    from .select.config import SelectConfig
 
     return {"generate": GenerateConfig, "filter": FilterConfig, "clean": CleanSection, "augment": AugmentConfig,
-            "export": ExportSection, "finetune": FinetuneConfig, "eval": EvalSection, "report": ReportSection}
+            "judge": JudgeConfig, "select": SelectConfig, "export": ExportSection, "finetune": FinetuneConfig, "eval": EvalSection, "report": ReportSection}
 
 
 TOP_LEVEL = {"name", "out", "lang", "seed", "seeds", "llm", "progress", *STAGE_ORDER}
@@ -174,6 +177,8 @@ def _with_environment(raw: dict[str, Any]) -> dict[str, Any]:
 
 
 def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -> Any:
+    if data is None and name in OFF_BY_DEFAULT:
+        return None
     if data is None:
         data = {}
     if not isinstance(data, dict):
@@ -244,7 +249,7 @@ def stage_hash(name: str, section: Any, previous: str, pipeline: Pipeline) -> st
     llm = {k: v for k, v in to_plain(pipeline.llm).items() if k not in NOT_HASHED}
     payload = {"stage": name, "settings": settings, "previous": previous, "seeds": pipeline.seeds,
                "lang": pipeline.lang, "seed": pipeline.seed,
-               "llm": llm if name in ("generate", "augment") else None}
+               "llm": llm if name in ("generate", "augment", "judge") else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -66,6 +66,45 @@ def run_augment(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     return [*inputs, new] if new.exists() and new.stat().st_size > 0 else inputs, result
 
 
+class _SpecContext:
+    """The StageContext (sftdata.core.stage) of a registry-style stage, over this pipeline's Context."""
+
+    def __init__(self, ctx: Context, name: str) -> None:
+        self._ctx = ctx
+        self.out, self.run_dir = ctx.dir(name), ctx.pipeline.out
+        self.seed, self.lang, self.progress = ctx.pipeline.seed, ctx.pipeline.lang, ctx.progress
+
+    def log(self, message: str) -> None:
+        self._ctx.log(message)
+
+    def llm_config(self, section: str = "llm"):
+        return _llm_config(self._ctx)
+
+    def data(self) -> list[Path]:
+        return self._ctx.latest_data()
+
+    def seed_files(self) -> list[Path]:
+        return self._ctx.seed_files()
+
+    def output_of(self, stage: str) -> list[Path] | None:
+        return self._ctx.outputs.get(stage)
+
+
+def _run_spec(ctx: Context, name: str, section: Any) -> tuple[list[Path], dict]:
+    import importlib
+
+    result = importlib.import_module(f".{name}", __package__).SPEC.run(_SpecContext(ctx, name), section)
+    return _kept(result.outputs, name), result.summary
+
+
+def run_judge(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    return _run_spec(ctx, "judge", section)
+
+
+def run_select(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    return _run_spec(ctx, "select", section)
+
+
 def run_export(ctx: Context, section: ExportSection) -> tuple[list[Path], dict]:
     from .core.records import read_all, write_jsonl
     from .export.stage import export, parse_formats, parse_split
@@ -142,6 +181,6 @@ def run_report(ctx: Context, section: ReportSection) -> tuple[list[Path], dict]:
 
 def short_summary(name: str, result: dict[str, Any]) -> dict[str, Any]:
     """A few numbers per stage for the end-of-run table."""
-    keys = ("accepted", "rejected", "kept", "instances", "instructions", "records", "train_loss", "eval_loss",
-            "seconds", "written")
+    keys = ("accepted", "rejected", "kept", "instances", "instructions", "records", "judged", "unparsable",
+            "mean_score", "train_loss", "eval_loss", "seconds", "written")
     return {k: result[k] for k in keys if k in result and isinstance(result[k], (int, float, str))}

@@ -18,7 +18,7 @@ from ..core.errors import BudgetExhausted, SftdataError, redact
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
-                   "report", "run", "init"]
+                   "report", "run", "init", "judge", "select", "review"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -33,6 +33,9 @@ def cli(debug: bool) -> None:
       filter    ROUGE-L novelty, language, length, blacklist, format rules
       clean     normalize text; drop refusals, truncations, repetition, outliers
       augment   Evol-Instruct evolution, paraphrase, rule-based variations
+      judge     an LLM judge scores records (self-instruct, score, pairwise)
+      select    keep records by judge score or human labels
+      review    a local page where people keep / reject / score / edit records
       export    alpaca / sharegpt / messages / prompt-completion, splits, dataset card
       finetune  LoRA / prefix / prompt / IA3 with transformers + peft
       eval      held-out loss, generation metrics, base vs adapters

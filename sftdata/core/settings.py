@@ -124,7 +124,7 @@ def _option(f: dataclasses.Field, annotation: Any) -> Callable:
         decl = meta.get("flag") or option_name(f)
         if "/" not in decl and default not in (False, None):
             decl = f"{decl}/--no-{f.name.replace('_', '-')}"
-        return click.option(decl, f.name, is_flag="/" not in decl, default=default, **kwargs)
+        return click.option(decl, f.name, is_flag=True, default=bool(default), **kwargs)
     if many:
         kwargs.update(multiple=True, show_default=False)
         if choices and "metavar" not in kwargs:
