@@ -18,7 +18,7 @@ from ..core.errors import BudgetExhausted, SftdataError, redact
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
-                   "report", "run", "init", "judge", "select", "review"]
+                   "report", "run", "init", "judge", "select", "review", "pairs"]
 
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
