@@ -93,8 +93,10 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
     if state is not None:
         ref_train, ref_held = state["prepared_train"], state["prepared_held"]
     else:
+        prepare_started = time.perf_counter()
         ref_train = objective.prepare(model, train.examples, config, pad_id, device, autocast)
         ref_held = objective.prepare(model, held.examples, config, pad_id, device, autocast)
+        reference_seconds = time.perf_counter() - prepare_started
 
     epoch_batches = len(plan_pair_batches(train.examples, config.batch_tokens, config.max_len, config.seed))
     total_steps = config.epochs * math.ceil(epoch_batches / config.grad_accum)
@@ -105,7 +107,8 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
     params = [p for p in model.parameters() if p.requires_grad]
     optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay)
     curves: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
-    counters = {"real_tokens": 0, "pairs": 0, "train_seconds": 0.0}
+    counters = {"real_tokens": 0, "pairs": 0, "train_seconds": 0.0,
+                "reference_seconds": 0.0 if state is not None else round(reference_seconds, 3)}
     start_step = 0
     if state is not None:
         optimizer.load_state_dict(state["optimizer"])
@@ -255,6 +258,7 @@ def _summary(config: FinetuneConfig, objective: Objective, base_dir: str, train:
         "eval_loss": last_eval.get("loss"),
         **{name: last_eval.get(key) for name, key in objective.summary_keys.items()},
         "real_tokens": counters["real_tokens"], "train_seconds": round(seconds, 3),
+        "reference_seconds": counters.get("reference_seconds", 0.0),
         "tokens_per_s": round(counters["real_tokens"] / seconds, 2) if seconds else None,
         "peak_memory_mb": peak_memory_mb(device), "bf16": bf16,
         "seconds": round(time.perf_counter() - started, 3),

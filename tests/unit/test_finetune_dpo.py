@@ -147,9 +147,14 @@ def dpo_config(tiny_dir: Path, pairs_file: Path, out: Path, **overrides) -> Fine
     return FinetuneConfig(**settings)
 
 
-def test_dpo_learns_the_preference_and_writes_trl_metrics(tiny_dir, pairs_file, tmp_path):
-    out = tmp_path / "dpo"
-    summary = finetune(dpo_config(tiny_dir, pairs_file, out))
+@pytest.fixture(scope="module")
+def dpo_run(tiny_dir, pairs_file, tmp_path_factory) -> tuple[Path, dict]:
+    out = tmp_path_factory.mktemp("dpo") / "adapter"
+    return out, finetune(dpo_config(tiny_dir, pairs_file, out))
+
+
+def test_dpo_learns_the_preference_and_writes_trl_metrics(dpo_run):
+    out, summary = dpo_run
     metrics = json.loads((out / "metrics.json").read_text())
     first, last = metrics["curves"]["eval"][0], metrics["curves"]["eval"][-1]
     assert first["rewards/margins"] == pytest.approx(0.0, abs=1e-6)  # policy == reference before training
@@ -212,3 +217,22 @@ def test_reward_model_separates_held_out_pairs_and_scores_records(tiny_dir, tmp_
     scored = score_with_reward_model(records, out, max_len=64)
     rewards = [r.meta["judge"]["reward"] for r in scored]
     assert all(good > bad for good, bad in zip(rewards[::2], rewards[1::2]))
+
+
+def test_eval_on_held_out_pairs_matches_what_dpo_training_measured(dpo_run, tiny_dir, tmp_path, capsys):
+    from sftdata.cli import main
+
+    out, summary = dpo_run
+    try:
+        main(["eval", str(out / "eval.jsonl"), "--adapter", str(out), "--beta", "0.5", "--max-len", "64",
+              "--out", str(tmp_path / "ev"), "--json"])
+    except SystemExit as exc:
+        assert not exc.code, capsys.readouterr().err
+    report = json.loads(capsys.readouterr().out)
+    base, dpo = report["models"]
+    assert report["pairs"] == summary["eval_pairs"] and base["label"] == "base" and "reward_accuracy" not in base
+    # the implicit reward against the base, on the held-out pairs: what the run's last eval logged
+    assert dpo["reward_accuracy"] == pytest.approx(summary["eval_accuracy"], abs=1e-4)
+    assert dpo["reward_margin"] == pytest.approx(summary["eval_margin"], abs=1e-3)
+    assert dpo["logp_margin"] > base["logp_margin"]
+    assert (tmp_path / "ev" / "eval.md").read_text().count("|") > 10
