@@ -24,8 +24,9 @@ from .core.config import apply_overrides, build, load_file, to_plain
 from .core.errors import ConfigError
 from .llm.client import LLMConfig
 
-STAGE_ORDER = ["generate", "filter", "clean", "augment", "judge", "select", "export", "finetune", "eval", "report"]
-OFF_BY_DEFAULT = {"judge", "select"}  # StageSpec.enabled_by_default=False: on with `judge: {}` in the config
+STAGE_ORDER = ["generate", "filter", "clean", "augment", "judge", "select", "export", "finetune", "pairs", "dpo",
+               "eval", "report"]
+OFF_BY_DEFAULT = {"judge", "select", "pairs", "dpo"}  # StageSpec.enabled_by_default=False: on with `judge: {}` in the config
 # settings that do not change what a stage produces, so changing them does not re-run it
 NOT_HASHED = {"concurrency", "timeout", "max_attempts", "retry_base", "max_requests", "max_cost", "progress",
               "api_key", "fail_after", "batch_size"}
@@ -118,14 +119,17 @@ def _section_classes() -> dict[str, type]:
     from .finetune.config import FinetuneConfig
     from .generate.config import GenerateConfig
     from .judge.config import JudgeConfig
+    from .pairs.config import PairsConfig
     from .select.config import SelectConfig
 
     return {"generate": GenerateConfig, "filter": FilterConfig, "clean": CleanSection, "augment": AugmentConfig,
-            "judge": JudgeConfig, "select": SelectConfig, "export": ExportSection, "finetune": FinetuneConfig, "eval": EvalSection, "report": ReportSection}
+            "judge": JudgeConfig, "select": SelectConfig, "export": ExportSection, "finetune": FinetuneConfig, "pairs": PairsConfig, "dpo": FinetuneConfig,
+            "eval": EvalSection, "report": ReportSection}
 
 
 TOP_LEVEL = {"name", "out", "lang", "seed", "seeds", "llm", "progress", *STAGE_ORDER}
-SET_BY_PIPELINE = {"finetune": {"data", "out", "eval_data"}, "generate": {"seeds"}}
+SET_BY_PIPELINE = {"finetune": {"data", "out", "eval_data"}, "dpo": {"data", "out", "eval_data", "method"},
+                   "generate": {"seeds"}}
 
 
 def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None = None) -> Pipeline:
@@ -197,6 +201,8 @@ def _build_stage(name: str, cls: type, data: Any, seed: int, lang: str | None) -
         data.setdefault("lang", lang)
     if name == "finetune":
         data.update({"data": [], "out": ""})
+    if name == "dpo":  # preference tuning on the pairs stage's export, on top of the finetune stage's adapter
+        data.update({"data": [], "out": "", "method": "dpo"})
     section = build(cls, data, name)
     return section if enabled else None
 
@@ -233,7 +239,7 @@ class Context:
     def latest_data(self) -> list[Path]:
         """The records the last data stage produced (the seeds when no stage ran before)."""
         for name in reversed(STAGE_ORDER):
-            if name in self.outputs and name not in ("export", "finetune", "eval", "report"):
+            if name in self.outputs and name not in ("export", "finetune", "pairs", "dpo", "eval", "report"):
                 return self.outputs[name]
         return self.seed_files()
 
@@ -249,7 +255,7 @@ def stage_hash(name: str, section: Any, previous: str, pipeline: Pipeline) -> st
     llm = {k: v for k, v in to_plain(pipeline.llm).items() if k not in NOT_HASHED}
     payload = {"stage": name, "settings": settings, "previous": previous, "seeds": pipeline.seeds,
                "lang": pipeline.lang, "seed": pipeline.seed,
-               "llm": llm if name in ("generate", "augment", "judge") else None}
+               "llm": llm if name in ("generate", "augment", "judge", "pairs") else None}
     return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()[:16]
 
 

@@ -146,6 +146,65 @@ def run_finetune(ctx: Context, section: Any) -> tuple[list[Path], dict]:
     return [out], result
 
 
+def run_pairs(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    """Pairs from the run's records; with a finetune stage before it and no candidate source named,
+    the candidates are one response of the base model and one of the SFT adapter (and the records')."""
+    from .judge import JudgeConfig, judge_llm_config
+    from .pairs.stage import pairs_from_files
+
+    config = section
+    if "finetune" in ctx.outputs and not (section.candidates or section.candidate_model or section.candidate_adapter):
+        config = dataclasses.replace(section, candidates=1, candidate_adapter=[str(ctx.dir("finetune"))])
+    llm_config = _llm_config(ctx)
+    judge_section = ctx.pipeline.stages.get("judge") or JudgeConfig()
+    judge_llm = judge_llm_config(judge_section, llm_config) if config.rank_by in ("judge", "pairwise") else None
+    out = ctx.dir("pairs")
+    result = pairs_from_files(ctx.latest_data(), config, out, llm_config=llm_config, judge_config=judge_section,
+                              judge_llm=judge_llm)
+    if not result["pairs"]:
+        raise DataError(out / "rejected.jsonl", None, "the pairs stage made no pair; see its rejected.jsonl for why")
+    return [out], result
+
+
+def _pairs_file(ctx: Context, split: str) -> Path | None:
+    for path in sorted((ctx.dir("pairs") / "export").glob(f"*/{split}.jsonl")):
+        if path.stat().st_size > 0:
+            return path
+    return None
+
+
+def run_dpo(ctx: Context, section: Any) -> tuple[list[Path], dict]:
+    from .finetune.train import finetune
+
+    train = _pairs_file(ctx, "train")
+    if train is None:
+        raise DataError(ctx.dir("pairs"), None, "the dpo stage needs the pairs stage's export (no train split)")
+    validation = _pairs_file(ctx, "validation")
+    out = ctx.dir("dpo")
+    config = dataclasses.replace(section, data=[str(train)], out=str(out), progress=ctx.progress,
+                                 eval_data=[str(validation)] if validation else [],
+                                 ref_adapter=section.ref_adapter or (str(ctx.dir("finetune"))
+                                                                     if "finetune" in ctx.outputs else None))
+    finetune_section = ctx.pipeline.stages.get("finetune")
+    if config.base_model is None and finetune_section is not None:
+        config = dataclasses.replace(config, base_model=finetune_section.base_model)
+    return [out], finetune(config)
+
+
+def _preference_eval(ctx: Context, out: Path, base_model: str | None) -> dict | None:
+    """Held-out pairs: preference accuracy / margin of base, SFT and DPO adapters (eval/preference.json)."""
+    from .eval.preference import evaluate_preferences, write_preference_outputs
+
+    data = _pairs_file(ctx, "test") or _pairs_file(ctx, "validation")
+    if data is None or "dpo" not in ctx.outputs:
+        return None
+    adapters = [str(ctx.dir(n)) for n in ("finetune", "dpo") if n in ctx.outputs]
+    report = evaluate_preferences([str(data)], base_model=base_model, adapters=adapters, log=ctx.log,
+                                  beta=ctx.pipeline.stages["dpo"].beta)
+    write_preference_outputs(report, out / "preference")
+    return report
+
+
 def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
     from .eval.stage import EvalOptions, evaluate, write_outputs
 
@@ -158,14 +217,17 @@ def run_eval(ctx: Context, section: EvalSection) -> tuple[list[Path], dict]:
         except FileNotFoundError:
             ctx.log("[eval] no held-out records (test and validation splits are empty); skipped")
             return [], {"skipped": "no held-out records"}
-    adapters = [str(ctx.dir("finetune"))] if "finetune" in ctx.outputs else []
+    adapters = [str(ctx.dir(n)) for n in ("finetune", "dpo") if n in ctx.outputs]
     base_model = ctx.pipeline.stages["finetune"].base_model if ctx.pipeline.stages.get("finetune") else None
+    preference = _preference_eval(ctx, out, base_model)
     options = EvalOptions(max_new_tokens=section.max_new_tokens, batch_size=section.batch_size,
                           max_len=section.max_len, limit=section.limit)
     labels_from = [str(p) for p in ctx.outputs.get("augment") or ctx.outputs.get("clean") or []]
     report = evaluate([str(data)], base_model=base_model, adapters=adapters, options=options,
                       labels_from=labels_from, log=ctx.log)
     write_outputs(report, out)
+    if preference is not None:
+        report["preference"] = preference
     return [out], report
 
 
@@ -182,5 +244,5 @@ def run_report(ctx: Context, section: ReportSection) -> tuple[list[Path], dict]:
 def short_summary(name: str, result: dict[str, Any]) -> dict[str, Any]:
     """A few numbers per stage for the end-of-run table."""
     keys = ("accepted", "rejected", "kept", "instances", "instructions", "records", "judged", "unparsable",
-            "mean_score", "train_loss", "eval_loss", "seconds", "written")
+            "mean_score", "train_loss", "eval_loss", "seconds", "written", "pairs", "eval_accuracy")
     return {k: result[k] for k in keys if k in result and isinstance(result[k], (int, float, str))}
