@@ -98,6 +98,10 @@ class FinetuneConfig:
         return self
 
     def _check_preference(self) -> None:
+        import os
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("dpo and reward train in one process; run them without torchrun", "--method")
         if self.beta <= 0:
             raise ConfigError(f"must be > 0, got {self.beta}", "--beta")
         if self.loss not in PREFERENCE_LOSSES:

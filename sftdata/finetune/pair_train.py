@@ -83,7 +83,9 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
         raise DataError(config.data[0], None, f"no pair fits --max-len {config.max_len}")
     model = model.to(device)
     if config.gradient_checkpointing:
-        model.get_base_model().gradient_checkpointing_enable({"use_reentrant": False})
+        base = model.get_base_model()  # transformers 5 renamed it; 4.x has only the old name
+        enable = getattr(base, "activation_checkpointing_enable", None) or base.gradient_checkpointing_enable
+        enable({"use_reentrant": False})
     trainable, total_params = count_parameters(model)
     pad_id = tokenizer.pad_token_id
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=bf16)
