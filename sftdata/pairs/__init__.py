@@ -15,16 +15,22 @@ from .config import PairsConfig
 
 
 def _run(ctx, config):
+    """The stage under a registry-driven ``sftdata run``: the run's records; with a finetune stage before
+    it and no candidate source named, one answer of the base and one of the SFT adapter per instruction."""
+    import dataclasses
     from pathlib import Path
 
     from ..core.stage import StageResult
     from .stage import pairs_from_files
 
+    finetuned = ctx.output_of("finetune")
+    if finetuned and not (config.candidates or config.candidate_model or config.candidate_adapter):
+        config = dataclasses.replace(config, candidates=1, candidate_adapter=[str(finetuned[0])])
     llm_config = ctx.llm_config()
     judge_config, judge_llm = _judge(ctx, llm_config)
     summary = pairs_from_files(ctx.data(), config, ctx.out, llm_config=llm_config, judge_config=judge_config,
                                judge_llm=judge_llm)
-    return StageResult(outputs=[Path(ctx.out) / "pairs.jsonl"], summary=summary)
+    return StageResult(outputs=[Path(ctx.out)], summary=summary)
 
 
 def _judge(ctx, llm_config):
