@@ -236,3 +236,21 @@ def test_eval_on_held_out_pairs_matches_what_dpo_training_measured(dpo_run, tiny
     assert dpo["reward_margin"] == pytest.approx(summary["eval_margin"], abs=1e-3)
     assert dpo["logp_margin"] > base["logp_margin"]
     assert (tmp_path / "ev" / "eval.md").read_text().count("|") > 10
+
+
+def test_the_shared_prompt_mask_works_for_sdpa_and_eager_attention():
+    tokenizer = byte_tokenizer(BOS_TEMPLATE)
+    tokenizer.pad_token = tokenizer.eos_token
+    pairs = [pair_from_obj(conversational(w)) for w in WORDS[:3]]
+    examples = tokenize_pairs(tokenizer, pairs, 128).examples
+    logps = {}
+    for impl in ("sdpa", "eager"):  # sdpa takes a boolean mask, eager an additive float one
+        model = tiny_llama(len(tokenizer), initializer_range=0.2)
+        model.config._attn_implementation = impl
+        with torch.no_grad():
+            packed = pair_logps(model, collate_pairs(examples, [[0, 1, 2]], tokenizer.pad_token_id))
+            alone = torch.cat([pair_logps(model, collate_pairs(examples, [[i]], tokenizer.pad_token_id))
+                               .reshape(2, 1) for i in range(3)], dim=1).reshape(-1)
+        logps[impl] = packed
+        assert torch.allclose(packed, alone, atol=1e-4)  # packing three pairs in a row changes nothing
+    assert torch.allclose(logps["sdpa"], logps["eager"], atol=1e-4)
