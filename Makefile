@@ -25,13 +25,14 @@ $(STAMP): pyproject.toml
 demo: install
 	$(BIN)/sftdata run examples/demo.yaml
 
-# The report's browser test needs Debian's chromium; Chinese figure labels want a CJK font.
+# The report's and the review page's browser tests need Debian's chromium (and its chromedriver);
+# Chinese figure labels want a CJK font.
 system-deps:
-	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
+	@if ! command -v chromium >/dev/null 2>&1 || [ ! -e /usr/bin/chromedriver ] || [ ! -e /usr/share/fonts/truetype/wqy/wqy-microhei.ttc ]; then \
 	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
 	  $$SUDO apt-get update -qq && \
-	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium fonts-wqy-microhei >/dev/null \
-	  || echo "warning: could not install chromium / fonts-wqy-microhei (the browser test will say so)"; \
+	  DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends chromium chromium-driver fonts-wqy-microhei >/dev/null \
+	  || echo "warning: could not install chromium / chromium-driver / fonts-wqy-microhei (the browser test will say so)"; \
 	fi
 
 test: install system-deps

@@ -23,8 +23,9 @@ from . import rubrics
 from .config import JudgeConfig
 from .judgement import Candidates, Judgement, Pair, PairVerdict
 
-WEAK_JUDGE = ("the embedded SmolLM2-135M-Instruct is a weak judge: its verdicts are close to chance (see "
-              "calibration.json); set --judge-model / --judge-base-url to a strong model for real use")
+WEAK_JUDGE = ("the embedded SmolLM2-135M-Instruct is a weak judge: it rarely answers in the rubric's format and "
+              "its verdicts are no better than chance (see calibration.json); set --judge-model / "
+              "--judge-base-url to a strong model for real use")
 
 
 @dataclass(frozen=True)
@@ -229,12 +230,14 @@ def calibrate(gold: list[Record], config: JudgeConfig, llm_config: LLMConfig, ou
     from ..core.records import read_records
     from ..core.rundir import RunDir
     from .calibrate import agreement
+    from .feedback import human_labels
 
     gold_dir = out / "gold"
     gold_config = JudgeConfig(**{**to_plain(config), "gold": None, "limit": None})
     judge_records(gold, gold_config, llm_config, gold_dir, fresh=fresh, progress=progress)
     judged = list(read_records(gold_dir / "accepted.jsonl"))
-    result = agreement(gold, judged, config.rubric)
+    beside = Path(config.gold or "").parent / "feedback.jsonl"
+    result = agreement(gold, judged, config.rubric, human_labels(beside) if beside.is_file() else None)
     result["judge_model"] = llm_config.model or "embedded SmolLM2-135M-Instruct"
     if llm_config.backend == "local" and not llm_config.model:
         result["warning"] = WEAK_JUDGE

@@ -68,14 +68,15 @@ def _judge_keeps(judge: dict[str, Any]) -> bool:
     return (judge.get("score") or 0) >= PASS_SCORE
 
 
-def agreement(gold: list[Record], judged: list[Record], rubric: str) -> dict[str, Any]:
-    """Compare the human labels of ``gold`` (``meta.human``) with the judge's verdicts on the same
-    records (``judged``, matched by record id)."""
+def agreement(gold: list[Record], judged: list[Record], rubric: str,
+              feedback: dict[str, HumanLabel] | None = None) -> dict[str, Any]:
+    """Compare the human labels of ``gold`` (``meta.human``, or ``feedback`` by record id: the review
+    page's labels, which win) with the judge's verdicts on the same records (``judged``, by record id)."""
     verdicts = {r.id: r.meta.get("judge") or {} for r in judged}
     pairs: list[tuple[HumanLabel, dict[str, Any]]] = []
     unlabelled = 0
     for record in gold:
-        label = label_from_meta(record.meta)
+        label = (feedback or {}).get(record.id) or label_from_meta(record.meta)
         if label is None:
             unlabelled += 1
             continue

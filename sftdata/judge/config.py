@@ -34,8 +34,9 @@ class JudgeConfig:
                                                 "holds no verdict (then the raw text is recorded, no score).")
     seed: int = setting(0, help="Request seed.")
     limit: int | None = setting(None, help="Judge only the first N records.")
-    gold: str | None = setting(None, help="Human-labelled records (labels in meta.human, or a feedback.jsonl "
-                                          "beside INPUTS): judge them and print agreement (calibration.json).",
+    gold: str | None = setting(None, help="Human-labelled records (labels in meta.human, or in a feedback.jsonl "
+                                          "beside FILE from `sftdata review`): judge them and print agreement "
+                                          "(calibration.json).",
                                metavar="FILE")
 
     def validate(self) -> None:
@@ -61,10 +62,8 @@ def judge_llm_config(config: JudgeConfig, generic, api_key: str | None = None):
     key = api_key or os.environ.get(ENV_API_KEY) or None
     resolved = replace(generic)
     if urls:
-        if key is None and urls != list(generic.base_urls):
-            key = None
-        elif key is None:
-            key = generic.api_key
+        if key is None and urls == list(generic.base_urls):
+            key = generic.api_key  # same endpoint: its key; another host never gets it
         resolved = replace(resolved, base_urls=urls, api_key=key, model=model or generic.model)
     elif key is not None:
         resolved = replace(resolved, api_key=key)

@@ -190,6 +190,12 @@ def _eval_section(raw_evals: list[Any]) -> str:
     return section("Evaluation", *parts) if parts else ""
 
 
+def _judge_section(stats: dict[str, Any]) -> str:
+    from .judge import render
+
+    return render(stats.get("judge"))
+
+
 def render_page(stats: dict[str, Any], figs: dict[str, Figure], raw: dict[str, Any]) -> str:
     t1 = stats["table1"]
     subtitle = (f"{t1['instances']} records, {t1['instructions']} distinct instructions, from "
@@ -198,6 +204,6 @@ def render_page(stats: dict[str, Any], figs: dict[str, Figure], raw: dict[str, A
         section("Table 1: dataset statistics", table(["statistic", "value"], table1_rows(t1))),
         _rouge_section(stats, figs), _lengths_section(stats, figs), _leading_section(stats, figs),
         _lineage_section(stats, figs), _rejections_section(stats, figs), _usage_section(stats, figs),
-        _finetune_section(stats, figs), _eval_section(raw.get("eval", [])),
+        _judge_section(stats), _finetune_section(stats, figs), _eval_section(raw.get("eval", [])),
     ]
     return page("sftdata report", subtitle, sections, stats["notes"])

@@ -31,6 +31,7 @@ from ..core.records import Record, read_all, read_records
 from ..core.stats import table1
 from . import data as views
 from . import html
+from . import judge as judge_report
 
 STAGES = ("generate", "filter", "clean", "augment", "export", "finetune", "eval")
 DATA_STAGES = ("generate", "filter", "clean", "augment")  # pipeline order: the last one present wins
@@ -174,6 +175,7 @@ def collect(inputs: Sequence[str | os.PathLike[str]], finetune: str | None = Non
     stats["eval"] = [{"file": str(p), **_eval_summary(report)}
                      for p, report in zip(sources.eval_files, eval_reports)]
     stats["rejected_total"] = sum(sum(r.values()) for r in stats["rejections"].values())
+    stats["judge"] = judge_report.collect(inputs, records)
     raw = {"rouge": scores, "lengths": lengths, "curves": curves, "eval": eval_reports}
     return stats, records, raw
 

@@ -24,9 +24,13 @@ def serve(path: str | os.PathLike[str], feedback: str | os.PathLike[str] | None 
           announce=print) -> None:
     """Serve the review page until interrupted. A non-loopback ``host`` needs ``allow_remote`` and then
     every API request needs ``token`` (generated when not given), which the announced URL carries."""
-    import uvicorn
+    try:
+        import uvicorn
 
-    from .server import make_app
+        from .server import make_app
+    except ImportError as exc:
+        raise ConfigError(f"the review page needs starlette and uvicorn ({exc.name} is missing): "
+                          "pip install 'sftdata[review]'", "review") from None
 
     path = Path(path)
     if not path.is_file():

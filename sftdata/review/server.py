@@ -28,7 +28,6 @@ from ..core.records import Record, read_numbered_records
 from ..judge.feedback import append_feedback, apply, fold, read_feedback
 
 STATIC = Path(__file__).resolve().parent / "static"
-LOOPBACK = ("127.0.0.1", "localhost", "::1")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self'; connect-src 'self'; img-src 'self'; "
        "base-uri 'none'; form-action 'none'; frame-ancestors 'none'")
 

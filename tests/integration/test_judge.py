@@ -221,3 +221,35 @@ def test_cli_errors_name_the_option(tmp_path, capsys):
     assert code == 2 and "bad.jsonl:2" in err
     assert re.search(r"judge_files|Traceback", err) is None
     assert judge_files  # the library entry point the CLI uses
+
+
+def test_gold_labels_from_the_review_pages_feedback(judge_server, tmp_path):
+    from sftdata.judge import append_feedback
+
+    gold = tmp_path / "reviewed.jsonl"
+    rows = [Record("Name a colour.", output="GOOD: blue."), Record("Name a fruit.", output="BAD: a chair."),
+            Record("Name a tree.", output="GOOD: oak.")]
+    gold.write_text("".join(r.to_json() + "\n" for r in rows), encoding="utf-8")
+    for record, action in zip(rows, ("keep", "reject", "reject")):
+        append_feedback(tmp_path / "feedback.jsonl", {"id": record.id, "index": 0, "action": action})
+    summary = judge_records([], JudgeConfig(rubric="score", gold=str(gold)), llm(judge_server), tmp_path / "j",
+                            progress=False)
+    keep = summary["calibration"]["criteria"]["keep"]
+    assert keep["n"] == 3 and keep["accuracy"] == pytest.approx(0.667, abs=1e-3)
+
+
+def test_judge_endpoint_resolution_never_sends_a_key_to_another_host(monkeypatch):
+    from sftdata.judge import judge_llm_config
+
+    for name in ("SFTDATA_JUDGE_MODEL", "SFTDATA_JUDGE_BASE_URL", "SFTDATA_JUDGE_API_KEY"):
+        monkeypatch.delenv(name, raising=False)
+    generic = LLMConfig(base_urls=["http://gen/v1"], model="cheap", api_key="sk-gen")
+    same = judge_llm_config(JudgeConfig(judge_model="strong"), generic)
+    assert (same.base_urls, same.model, same.api_key) == (["http://gen/v1"], "strong", "sk-gen")
+    other = judge_llm_config(JudgeConfig(judge_base_url=["http://judge/v1"], judge_model="strong"), generic)
+    assert (other.base_urls, other.api_key) == (["http://judge/v1"], None)
+    monkeypatch.setenv("SFTDATA_JUDGE_API_KEY", "sk-judge")
+    monkeypatch.setenv("SFTDATA_JUDGE_MODEL", "env-judge")
+    env = judge_llm_config(JudgeConfig(judge_base_url=["http://judge/v1"]), generic)
+    assert (env.model, env.api_key) == ("env-judge", "sk-judge")
+    assert judge_llm_config(JudgeConfig(), LLMConfig()).backend == "local"

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from cli_helpers import run_cli
 
 from sftdata.core.records import Record
@@ -102,3 +103,14 @@ def test_bad_feedback_line_names_file_and_line(tmp_path: Path, capsys):
                                              '"score": 11}\n', encoding="utf-8")
     code, _, err = run_cli(["select", str(data), "--out", str(tmp_path / "sel")], capsys)
     assert code == 2 and "feedback.jsonl:2" in err and "1-10" in err
+
+
+def test_kappa_and_spearman_by_hand():
+    from sftdata.judge.calibrate import cohen_kappa, spearman
+
+    assert cohen_kappa(["A", "C", "D"], ["A", "B", "D"]) == pytest.approx(4 / 7)
+    assert cohen_kappa([True, True], [True, True]) is None  # chance agreement total: undefined
+    assert cohen_kappa([True, False, True, False], [False, True, False, True]) == pytest.approx(-1.0)
+    assert spearman([1, 2, 3, 4], [10, 20, 30, 40]) == pytest.approx(1.0)
+    assert spearman([1, 2, 2, 3], [3, 2, 2, 1]) == pytest.approx(-1.0)
+    assert spearman([1, 1, 1], [1, 2, 3]) is None
