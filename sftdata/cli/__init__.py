@@ -37,7 +37,8 @@ def cli(debug: bool) -> None:
       select    keep records by judge score or human labels
       review    a local page where people keep / reject / score / edit records
       export    alpaca / sharegpt / messages / prompt-completion, splits, dataset card
-      finetune  LoRA / prefix / prompt / IA3 with transformers + peft
+      finetune  LoRA / prefix / prompt / IA3 with transformers + peft; DPO and reward models on pairs
+      pairs     preference pairs ranked by the judge, a reward model or people
       eval      held-out loss, generation metrics, base vs adapters
       report    statistics and plots as one HTML page
       run       the whole pipeline from one YAML/TOML config
