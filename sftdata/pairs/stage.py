@@ -48,8 +48,23 @@ def _llm_configs(config: PairsConfig, llm_config: Any) -> list[tuple[str, Any, i
     if config.candidates:
         sources.append((f"sample:{llm_config.model or 'embedded'}", llm_config, config.candidates))
     sources += [(f"model:{model}", replace(llm_config, model=model), 1) for model in config.candidate_model]
-    sources += [(f"adapter:{adapter}", replace(llm_config, adapter=adapter), 1) for adapter in config.candidate_adapter]
+    sources += [(f"adapter:{adapter}", adapter_llm_config(llm_config, adapter), 1) for adapter in config.candidate_adapter]
     return sources
+
+
+def adapter_llm_config(llm_config: Any, adapter: str) -> Any:
+    """The local backend on the adapter's own base (its sftdata_finetune.json), whatever endpoint the
+    other candidates come from: an adapter runs here, never at a remote endpoint that would ignore it."""
+    from ..finetune.outputs import read_info
+
+    info = read_info(adapter)
+    if "base_model" in info:
+        base = info["base_model"]  # None: the embedded model
+        if base is not None and not Path(base).is_dir():
+            base = info.get("base_model_dir") or base  # a relative path given where fine-tuning ran
+    else:  # not ours: the run's model when it is a local one
+        base = llm_config.model if not llm_config.base_urls else None
+    return replace(llm_config, base_urls=[], api_key=None, backend="local", model=base, adapter=adapter)
 
 
 def add_model_candidates(prompts: Sequence[Prompt], config: PairsConfig, llm_config: Any, out: Path) -> int:

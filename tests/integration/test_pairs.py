@@ -144,6 +144,12 @@ def test_pairs_from_human_feedback_choices_scores_and_edits(server, tmp_path, ca
     assert json.loads(out)["pairs"] == 3
 
 
+# ten unrelated tasks: the export's leak-free split also groups near-duplicate instructions (ROUGE-L)
+TASKS = ["Name a colour.", "Add two and three.", "Spell the word cat.", "Translate hello into French.",
+         "List three fruits.", "Write a haiku about rain.", "Explain photosynthesis briefly.",
+         "Give a synonym for happy.", "Convert ten miles to kilometres.", "Summarize the plot of Hamlet."]
+
+
 def test_preference_exports_load_with_datasets_and_match_documented_columns(tmp_path):
     from datasets import load_dataset
 
@@ -151,7 +157,7 @@ def test_preference_exports_load_with_datasets_and_match_documented_columns(tmp_
     from sftdata.finetune.preference import load_pairs, pair_from_obj
 
     rows = [{"prompt": [{"role": "system", "content": "Be kind."},
-                        {"role": "user", "content": f"Task {i % 10}\n\nwith input"}],
+                        {"role": "user", "content": f"{TASKS[i % 10]}\n\nwith input"}],
              "chosen": [{"role": "assistant", "content": f"good {i}"}],
              "rejected": [{"role": "assistant", "content": f"bad {i}"}]} for i in range(40)]
     pairs = [pair_from_obj(r) for r in rows]
