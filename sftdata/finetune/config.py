@@ -89,8 +89,21 @@ class FinetuneConfig:
                              lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout, target_modules=self.target_modules,
                              virtual_tokens=self.virtual_tokens)
 
+    def validate(self) -> None:
+        """The checks that need no data files (``sftdata run`` runs them when it loads the config)."""
+        methods = METHODS + tuple(PREFERENCE_METHODS)
+        checks = [(self.method in methods, "--method", f"choose one of {', '.join(methods)}"),
+                  (self.loss in PREFERENCE_LOSSES, "--loss", f"choose one of {', '.join(PREFERENCE_LOSSES)}"),
+                  (self.precision in ("auto", "bf16", "fp32"), "--precision", "choose one of auto, bf16, fp32"),
+                  (self.beta > 0, "--beta", f"must be > 0, got {self.beta}"),
+                  (self.save_every >= 0, "--save-every", "must be >= 0")]
+        for ok, option, message in checks:
+            if not ok:
+                raise ConfigError(message, option)
+
     def resolve(self) -> FinetuneConfig:
         """Validate, and fill in the defaults that depend on the method."""
+        self.validate()
         self.method_options().validate()
         if not self.data:
             raise ConfigError("no data files given", "DATA")
@@ -123,12 +136,6 @@ class FinetuneConfig:
 
         if int(os.environ.get("WORLD_SIZE", "1")) > 1:
             raise ConfigError("dpo and reward train in one process; run them without torchrun", "--method")
-        if self.beta <= 0:
-            raise ConfigError(f"must be > 0, got {self.beta}", "--beta")
-        if self.loss not in PREFERENCE_LOSSES:
-            raise ConfigError(f"choose one of {', '.join(PREFERENCE_LOSSES)}", "--loss")
-        if self.save_every < 0:
-            raise ConfigError("must be >= 0", "--save-every")
         if self.stop_after is not None and self.stop_after < 1:
             raise ConfigError("must be >= 1", "--stop-after")
         if self.ref_adapter and self.method != "dpo":
