@@ -12,7 +12,8 @@ import importlib
 
 from .core.stage import StageSpec
 
-STAGES: tuple[str, ...] = ("generate", "filter", "clean", "augment", "judge", "select", "export", "finetune", "eval", "export_model", "report")
+STAGES: tuple[str, ...] = ("generate", "filter", "clean", "augment", "judge", "select", "export", "finetune",
+                           "pairs", "dpo", "eval", "export_model", "report")
 
 # stages registered at run time (a test's, a plugin's): (spec, the stage it follows; None: last)
 _extra: list[tuple[StageSpec, str | None]] = []

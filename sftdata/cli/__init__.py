@@ -22,7 +22,7 @@ from ..core.errors import BudgetExhausted, EnvironmentProblem, SftdataError, red
 
 # one module per command group, each defining ``command`` (a click command or group)
 COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
-                   "report", "run", "init", "judge", "select", "review"]
+                   "report", "run", "init", "judge", "select", "review", "pairs"]
 
 
 def _help() -> str:

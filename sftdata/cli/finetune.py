@@ -32,6 +32,8 @@ def command() -> None:
       sftdata finetune out/train.jsonl --out adapters/demo
       sftdata finetune data.jsonl --out adapters/p --method prompt --lr 3e-2
       torchrun --nproc_per_node 2 $(which sftdata) finetune data.jsonl --out adapters/ddp
+      sftdata finetune train pairs/train.jsonl --out adapters/dpo --method dpo --ref-adapter adapters/demo
+      sftdata finetune train pairs/train.jsonl --out adapters/rm --method reward
       sftdata finetune merge adapters/demo --out merged/demo
       sftdata llm chat --adapter adapters/demo "Name three primary colors."
     """
@@ -44,11 +46,17 @@ def command() -> None:
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @json_option
 def train(data: tuple[str, ...], out: str, no_progress: bool, as_json: bool, **options: object) -> None:
-    """Train an adapter on DATA (alpaca, sharegpt, messages or prompt-completion JSONL)."""
+    """Train an adapter on DATA (alpaca, sharegpt, messages or prompt-completion JSONL; for dpo and
+    reward, preference pairs: TRL prompt/chosen/rejected, standard or conversational, or
+    LLaMA-Factory ranking rows)."""
     from ..finetune.train import finetune
 
     config = from_options(FinetuneConfig, options, data=list(data), out=out, progress=not no_progress)
     summary = finetune(config)
+    if "stopped_at" in summary:
+        print_summary(f"stopped after step {summary['stopped_at']} of {summary['steps']}; continue with --resume",
+                      summary, as_json)
+        return
     if os.environ.get("RANK", "0") != "0":  # under torchrun every process returns; one reports
         return
     print_summary(f"fine-tuned {summary['method']} adapter -> {out}", summary, as_json)

@@ -20,13 +20,16 @@ from ._options import json_option, llm_options, pop_llm_config, print_summary
 @settings.click_options(JudgeConfig)
 @click.option("--judge-api-key", help=f"The judge endpoint's API key (default: --api-key when the judge uses "
                                       f"the same endpoint). Never written anywhere. [env: {ENV_API_KEY}]")
+@click.option("--reward-model", type=click.Path(file_okay=False),
+              help="Score with this `sftdata finetune --method reward` directory instead of an LLM: each record "
+                   "gets meta.judge.reward (no request is sent; the rubric and LLM options do not apply).")
 @click.option("--dry-run", is_flag=True, help="Print the estimate of requests, tokens and cost; send nothing.")
 @click.option("--fresh", is_flag=True, help="Start over: delete what a previous run left in --out.")
 @click.option("--no-progress", is_flag=True, help="No progress bar.")
 @llm_options
 @json_option
-def command(inputs: tuple[Path, ...], out: Path, judge_api_key: str | None, dry_run: bool, fresh: bool,
-            no_progress: bool, as_json: bool, **kwargs) -> None:
+def command(inputs: tuple[Path, ...], out: Path, judge_api_key: str | None, reward_model: str | None, dry_run: bool,
+            fresh: bool, no_progress: bool, as_json: bool, **kwargs) -> None:
     """Judge the records of INPUTS with an LLM; each gets meta.judge (rubric, score, verdicts, rationale, model).
 
     \b
@@ -50,10 +53,18 @@ def command(inputs: tuple[Path, ...], out: Path, judge_api_key: str | None, dry_
       sftdata judge runs/demo/accepted.jsonl --out runs/demo-judge --rubric self-instruct
       sftdata judge data.jsonl --out j --judge-base-url https://api.openai.com/v1 --judge-model gpt-4o
       sftdata judge --gold tests/data/judge_gold.jsonl --out calib --rubric score
+      sftdata judge data.jsonl --out scored --reward-model rm/      # a trained reward model
     """
     generic = pop_llm_config(kwargs)
     config = settings.from_options(JudgeConfig, kwargs)
     config.validate()
+    if reward_model is not None:
+        if config.gold or dry_run:
+            raise click.UsageError("--reward-model scores records without requests: no --gold, no --dry-run")
+        from ..judge.reward import reward_files
+
+        print_summary("judge", reward_files(list(inputs), reward_model, out, limit=config.limit), as_json)
+        return
     llm_config = judge_llm_config(config, generic, api_key=judge_api_key)
     if dry_run:
         _print_estimate(inputs, config, llm_config, as_json)

@@ -19,4 +19,4 @@ from .config import FinetuneConfig
 from .step import run
 
 SPEC = StageSpec("finetune", FinetuneConfig, run, produces_data=False, reads=("export",),
-                 help="LoRA / prefix / prompt / IA3 with transformers + peft")
+                 help="LoRA / prefix / prompt / IA3 with transformers + peft; DPO and reward models on pairs")

@@ -12,6 +12,10 @@ from ..core.errors import ConfigError
 from ..core.settings import click_path, setting
 from .methods import DEFAULT_LR, METHODS, PROMPT_LEARNING, MethodOptions
 
+# preference methods, trained as LoRA, and their default learning rates
+PREFERENCE_METHODS = {"dpo": 5e-5, "reward": 1e-4}
+PREFERENCE_LOSSES = ("sigmoid", "ipo", "hinge")
+
 
 def check_budget(batch_tokens: int, max_len: int) -> None:
     if max_len < 8:
@@ -28,10 +32,12 @@ class FinetuneConfig:
     base_model: str | None = setting(None, click_type=click_path(file_okay=False),
                                      help="Local HF causal-LM directory. Default: the embedded "
                                           "SmolLM2-135M-Instruct (`sftdata run`: llm.model when it is local).")
-    method: str = setting("lora", choices=METHODS, help="The PEFT method.")
+    method: str = setting("lora", choices=METHODS + tuple(PREFERENCE_METHODS),
+                          help="A PEFT method on SFT data, or on preference pairs: dpo (a LoRA policy) or reward "
+                               "(a LoRA reward model with a scalar head).")
     epochs: int = setting(3, help="Passes over the training data.")
     lr: float | None = setting(None, help="Peak learning rate. Default per method: lora 2e-4, ia3 3e-3, "
-                                          "prefix 1e-2, prompt 3e-2.")
+                                          "prefix 1e-2, prompt 3e-2, dpo 5e-5, reward 1e-4.")
     batch_tokens: int = setting(4096, help="Tokens per batch, padding included (the budget, not a row count).")
     grad_accum: int = setting(1, help="Batches per optimizer step.")
     max_len: int = setting(1024, help="Longest example in tokens; longer prompts are cut from the front, never "
@@ -59,14 +65,45 @@ class FinetuneConfig:
     seed: int = setting(0, help="Seed of the split, the initialization and the data order.")
     progress: bool = setting(True, cli=False, hashed=False, by_pipeline=True,
                              help="Show a progress bar (`sftdata run`: unless --no-progress).")
+    # preference methods (--method dpo / reward): finetune/dpo.py, finetune/reward.py, finetune/pair_train.py
+    beta: float = setting(0.1, help="dpo: strength of the pull towards the reference (TRL's beta).")
+    loss: str = setting("sigmoid", choices=PREFERENCE_LOSSES, help="dpo: the preference loss (TRL's formulas).")
+    ref_adapter: str | None = setting(None, click_type=click_path(file_okay=False),
+                                      help="dpo: an SFT adapter that is the reference and the starting policy "
+                                           "(default: the base; `sftdata run`: the finetune stage's adapter).")
+    # checkpointing changes when state is saved, not what is trained: outside the stage hash
+    save_every: int = setting(0, hashed=False,
+                              help="dpo/reward: write OUT/checkpoint every N steps (always on Ctrl-C).")
+    # a command-line workflow (stop, continue later); `sftdata run` resumes an interrupted dpo stage itself
+    resume: bool = setting(False, hashed=False, config=False, help="dpo/reward: continue from OUT/checkpoint.")
+    stop_after: int | None = setting(None, hashed=False, config=False,
+                                     help="dpo/reward: checkpoint and stop after N steps (continue with --resume).")
+
+    @property
+    def preference(self) -> bool:
+        """Trained on preference pairs (dpo, reward) rather than SFT records."""
+        return self.method in PREFERENCE_METHODS
 
     def method_options(self) -> MethodOptions:
-        return MethodOptions(method=self.method, lora_r=self.lora_r, lora_alpha=self.lora_alpha,
-                             lora_dropout=self.lora_dropout, target_modules=self.target_modules,
+        return MethodOptions(method="lora" if self.preference else self.method, lora_r=self.lora_r,
+                             lora_alpha=self.lora_alpha, lora_dropout=self.lora_dropout, target_modules=self.target_modules,
                              virtual_tokens=self.virtual_tokens)
+
+    def validate(self) -> None:
+        """The checks that need no data files (``sftdata run`` runs them when it loads the config)."""
+        methods = METHODS + tuple(PREFERENCE_METHODS)
+        checks = [(self.method in methods, "--method", f"choose one of {', '.join(methods)}"),
+                  (self.loss in PREFERENCE_LOSSES, "--loss", f"choose one of {', '.join(PREFERENCE_LOSSES)}"),
+                  (self.precision in ("auto", "bf16", "fp32"), "--precision", "choose one of auto, bf16, fp32"),
+                  (self.beta > 0, "--beta", f"must be > 0, got {self.beta}"),
+                  (self.save_every >= 0, "--save-every", "must be >= 0")]
+        for ok, option, message in checks:
+            if not ok:
+                raise ConfigError(message, option)
 
     def resolve(self) -> FinetuneConfig:
         """Validate, and fill in the defaults that depend on the method."""
+        self.validate()
         self.method_options().validate()
         if not self.data:
             raise ConfigError("no data files given", "DATA")
@@ -76,7 +113,11 @@ class FinetuneConfig:
             raise ConfigError(f"{self.method} tuning puts virtual tokens before each row, so a row "
                               "holds one example; use --no-packing", "--packing")
         if self.lr is None:
-            self.lr = DEFAULT_LR[self.method]
+            self.lr = PREFERENCE_METHODS.get(self.method) or DEFAULT_LR[self.method]
+        if self.preference:
+            self._check_preference()
+        elif self.ref_adapter:
+            raise ConfigError("only --method dpo takes a reference adapter", "--ref-adapter")
         checks = [(self.epochs >= 1, "--epochs", "must be >= 1"), (self.lr > 0, "--lr", "must be > 0"),
                   (self.grad_accum >= 1, "--grad-accum", "must be >= 1"),
                   (0 <= self.eval_split < 1, "--eval-split", "must be in [0, 1)"),
@@ -89,3 +130,13 @@ class FinetuneConfig:
                 raise ConfigError(message, option)
         check_budget(self.batch_tokens, self.max_len)
         return self
+
+    def _check_preference(self) -> None:
+        import os
+
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:
+            raise ConfigError("dpo and reward train in one process; run them without torchrun", "--method")
+        if self.stop_after is not None and self.stop_after < 1:
+            raise ConfigError("must be >= 1", "--stop-after")
+        if self.ref_adapter and self.method != "dpo":
+            raise ConfigError("only --method dpo takes a reference adapter", "--ref-adapter")

@@ -7,6 +7,7 @@ process group (nccl on GPUs, gloo on CPU) and the loss module is wrapped in DDP.
 
 from __future__ import annotations
 
+import math
 import os
 import resource
 from dataclasses import dataclass, field
@@ -26,6 +27,14 @@ PRECISIONS = ("auto", "bf16", "fp32")
 
 
 # ---------------------------------------------------------------- base model
+
+def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
+    """Linear warmup to ``peak``, then cosine decay to ``floor`` at the last step."""
+    if step < warmup:
+        return peak * (step + 1) / (warmup + 1)
+    progress = (step - warmup) / max(1, total - 1 - warmup)
+    return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (peak - floor)
+
 
 def load_base(base_model: str | None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, str]:
     """(model, tokenizer, resolved directory). None means the embedded SmolLM2-135M-Instruct."""

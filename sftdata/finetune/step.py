@@ -5,12 +5,17 @@ from __future__ import annotations
 import dataclasses
 from typing import Any
 
+from ..core.errors import ConfigError
 from ..core.stage import StageContext, StageResult
 
 
 def run(ctx: StageContext, config: Any) -> StageResult:
     from ..export.step import exported_file
     from .train import finetune
+
+    if config.preference:  # the export holds SFT records, not pairs
+        raise ConfigError(f"{config.method} trains on preference pairs: use the pairs and dpo stages "
+                          "(`pairs: {}`, `dpo: {}`) after an SFT method here", "finetune.method")
 
     export_dir = ctx.run_dir / "export"
     eval_data = []

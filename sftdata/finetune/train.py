@@ -36,27 +36,20 @@ from .data import (
     tokenize_records,
 )
 from .methods import PROMPT_LEARNING, apply_method, count_parameters
-from .runtime import (
+from .runtime import (  # lr_at: pair_train shares the schedule without importing this module
     Dist,
     TokenLoss,
     batch_loss,
     close_distributed,
     init_distributed,
     load_base,
+    lr_at,
     peak_memory_mb,
     pick_device,
     use_bf16,
 )
 
 # ---------------------------------------------------------------- schedule and data order
-
-def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> float:
-    """Linear warmup to ``peak``, then cosine decay to ``floor`` at the last step."""
-    if step < warmup:
-        return peak * (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - 1 - warmup)
-    return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (peak - floor)
-
 
 def rank_batches(examples: Sequence[TokenizedExample], config: FinetuneConfig, epoch: int,
                  dist: Dist) -> list[list[list[int]]]:
@@ -97,7 +90,17 @@ def split_eval(records: list[Record], fraction: float, seed: int) -> tuple[list[
 # ---------------------------------------------------------------- the stage
 
 def finetune(config: FinetuneConfig) -> dict[str, Any]:
-    """Train an adapter on ``config.data`` and write it to ``config.out``; returns the summary."""
+    """Train an adapter on ``config.data`` and write it to ``config.out``; returns the summary.
+
+    ``--method dpo`` / ``reward`` read preference pairs and train in their own loops."""
+    if config.method == "dpo":
+        from .dpo import train_dpo
+
+        return train_dpo(config.resolve())
+    if config.method == "reward":
+        from .reward import train_reward
+
+        return train_reward(config.resolve())
     return train_adapter(config)[0]
 
 

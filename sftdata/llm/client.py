@@ -211,7 +211,8 @@ class LLM:
         """The cache key of ``request``, its cached or budget-denied answer (None: it is to be sent)
         and its ledger ticket. Called in request order, so the budget admits the same requests on
         every run."""
-        key = request.cache_key(self.backend.name, self.backend.model)
+        # a backend whose answers depend on more than its model name (an adapter) says so: cache_identity
+        key = request.cache_key(self.backend.name, getattr(self.backend, "cache_identity", self.backend.model))
         hit = self.cache.get(key) if self.cache is not None else None
         if hit is not None:
             return key, hit, ""

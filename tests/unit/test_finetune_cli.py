@@ -122,3 +122,22 @@ def test_eval_data_file_replaces_the_split_and_missing_data_is_exit_2(tiny_dir, 
     code, _, err = run_cli(["finetune", str(tmp_path / "nope.jsonl"), "--out", str(tmp_path / "o2"),
                             "--base-model", str(tiny_dir)], capsys)
     assert code == 2 and "nope.jsonl: no such file" in err
+
+
+def test_dpo_from_the_cli_stops_resumes_and_names_bad_options(tiny_dir, tmp_path, capsys):
+    pairs = tmp_path / "pairs.jsonl"
+    rows = [{"instruction": f"Spell {w}.", "input": "", "chosen": " ".join(w), "rejected": w[::-1]}  # LLaMA-Factory
+            for w in ["cat", "dog", "owl", "bee", "ant", "elk"]]
+    pairs.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
+    out = tmp_path / "dpo"
+    common = ["finetune", "train", str(pairs), "--out", str(out), "--base-model", str(tiny_dir), "--method", "dpo",
+              "--max-len", "64", "--batch-tokens", "128", "--epochs", "2", "--eval-split", "0", "--lr", "1e-2",
+              "--precision", "fp32", "--no-progress"]
+    code, stdout, err = run_cli(common + ["--stop-after", "1"], capsys)
+    assert code == 0 and "continue with --resume" in stdout, err
+    code, stdout, err = run_cli(common + ["--resume", "--json"], capsys)
+    assert code == 0, err
+    summary = json.loads(stdout)
+    assert summary["method"] == "dpo" and summary["pairs"] == 6 and summary["steps"] > 1
+    code, _, err = run_cli(common + ["--beta", "0"], capsys)
+    assert code == 2 and "--beta" in err

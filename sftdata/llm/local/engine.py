@@ -23,6 +23,7 @@ import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator
+from pathlib import Path
 from typing import Any
 
 import torch
@@ -50,9 +51,20 @@ class LocalBackend:
         self.model = display_name(model)
         self._model_path = model
         self._adapter = adapter
+        self._adapter_digest: str | None = None
         self.batch_size = max(1, batch_size)
         self._engine: Engine | None = None
         self._lock = threading.Lock()  # one generation at a time: two would only fight for the cores
+
+    @property
+    def cache_identity(self) -> str:
+        """The model's name, and with an adapter its weights' digest: the same prompt and seed through
+        another adapter (or the same directory retrained) is another answer, never a cache hit."""
+        if self._adapter is None:
+            return self.model
+        if self._adapter_digest is None:
+            self._adapter_digest = adapter_digest(self._adapter)
+        return f"{self.model}+adapter:{self._adapter_digest}"
 
     def engine(self) -> Engine:
         if self._engine is None:
@@ -77,6 +89,21 @@ class LocalBackend:
 
     async def aclose(self) -> None:
         self._engine = None
+
+
+def adapter_digest(adapter: str) -> str:
+    """16 hex digits of the adapter's weights file (its path when it has none we know)."""
+    import hashlib
+
+    directory = Path(adapter).expanduser()
+    for name in ("adapter_model.safetensors", "adapter_model.bin"):
+        if (directory / name).is_file():
+            digest = hashlib.sha256()
+            with open(directory / name, "rb") as handle:
+                for block in iter(lambda: handle.read(1 << 20), b""):
+                    digest.update(block)
+            return digest.hexdigest()[:16]
+    return str(directory.resolve())
 
 
 def load_for_inference(model: str | None, adapter: str | None) -> tuple[Any, Any]:
