@@ -195,7 +195,7 @@ def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
     cost = f" ${llm.spend.cost:.3f}" if llm.config.price_in is not None else ""
     live = llm.live  # answers of the round still running, not yet in llm.stats
     answered = llm.stats.succeeded + llm.stats.failed + live.answered
-    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens
+    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens + live.decoding
     flying = f" ({live.in_flight} in flight)" if live.in_flight else ""
     bar.set_postfix_str(f"{postfix} req={answered}/{llm.stats.sent}{flying}+{llm.stats.cached}c tok={tokens}{cost}",
                         refresh=False)

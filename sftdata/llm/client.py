@@ -124,13 +124,17 @@ class LiveCounts:
     in_flight: int = 0  # requests sent and not answered yet
     answered: int = 0  # answers arrived and not yet counted in LLMStats (which settles per complete())
     tokens: int = 0  # their prompt + completion tokens
+    decoding: int = 0  # tokens of a local batch still generating, step by step (its answers replace them)
 
     def arrived(self, completion: Completion) -> None:
         self.answered += 1
         self.tokens += completion.usage.prompt_tokens + completion.usage.completion_tokens
 
+    def decoded(self, tokens: int) -> None:
+        self.decoding += tokens
+
     def settled(self) -> None:
-        self.answered = self.tokens = 0
+        self.answered = self.tokens = self.decoding = 0
 
 
 class LLM:
@@ -250,10 +254,12 @@ class LLM:
         to_send = [i for i, (_, answer, _) in enumerate(looked_up) if answer is None]
         if to_send:
             self.live.in_flight += len(to_send)
+            live_tokens = {"on_tokens": self.live.decoded} if getattr(self.backend, "live_tokens", False) else {}
             try:
-                fresh = await self.backend.complete([requests[i] for i in to_send])
+                fresh = await self.backend.complete([requests[i] for i in to_send], **live_tokens)
             finally:
                 self.live.in_flight -= len(to_send)
+                self.live.decoding = 0  # the answers' own usage counts from here
             for completion in fresh:
                 self.live.arrived(completion)
             for i, completion in zip(to_send, fresh):
