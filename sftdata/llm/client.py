@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass
@@ -246,6 +245,8 @@ class LLM:
                 self._log(request, key, answer)
             return key, answer
 
+        import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
+
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
@@ -313,6 +314,8 @@ class LLM:
         })
 
     def complete_sync(self, requests: list[Request]) -> list[Completion]:
+        import asyncio
+
         return asyncio.run(self._complete_and_close(requests))
 
     async def _complete_and_close(self, requests: list[Request]) -> list[Completion]:
