@@ -82,7 +82,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     seeds = [seeds] if isinstance(seeds, str) else seeds
     if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
         raise ConfigError("expected a path or a list of paths", "seeds")
-    seeds = [str(p) for p in _existing_paths(seeds, "seeds", path, "seeds" not in not_from_file)]
+    seeds = [_config_path(s, "seeds", path, "seeds" not in not_from_file) for s in seeds]
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("expected an integer", "seed")
@@ -119,24 +119,24 @@ def _resolve_paths(section: Any, name: str, config: Path, not_from_file: set[str
         if not value:
             continue
         key = f"{name}.{settings.key_of(f)}"
-        found = [str(p) for p in _existing_paths([value] if isinstance(value, str) else value, key, config,
-                                                    from_file=key not in not_from_file)]
+        found = [_config_path(v, key, config, key not in not_from_file, f.metadata.get("must_exist", True))
+                 for v in ([value] if isinstance(value, str) else value)]
         setattr(section, f.name, found[0] if isinstance(value, str) else type(value)(found))
 
 
-def _existing_paths(values: list[str], key: str, config: Path, from_file: bool) -> list[Path]:
-    """``values`` read the way a config's paths are (:data:`PATHS_NOTE`): relative to the config file's
-    directory, so a project directory works from anywhere and can move as a whole."""
-    found = []
-    for value in values:
-        given = Path(value).expanduser()
-        resolved = given if given.is_absolute() or not from_file else config.parent / given
-        if not resolved.exists():
-            origin = (f"a relative path in {config} is read from its directory, {config.parent}" if from_file
-                      else "given by --set or the environment: read from the current directory")
-            raise ConfigError(f"no such file or directory: {resolved} ({origin})", key)
-        found.append(resolved)
-    return found
+def _config_path(value: str, key: str, config: Path, from_file: bool, must_exist: bool = True) -> str:
+    """``value`` read the way a config's paths are (:data:`PATHS_NOTE`): relative to the config file's
+    directory, so a project directory works from anywhere and can move as a whole. Missing: an error
+    naming the file and key, or (``must_exist=False``: a model name or a directory) ``value`` as given."""
+    given = Path(value).expanduser()
+    resolved = given if given.is_absolute() or not from_file else config.parent / given
+    if resolved.exists():
+        return str(resolved)
+    if not must_exist:
+        return value
+    origin = (f"a relative path in {config} is read from its directory, {config.parent}" if from_file
+              else "given by --set or the environment: read from the current directory")
+    raise ConfigError(f"no such file or directory: {resolved} ({origin})", key)
 
 
 ENVIRONMENT = settings.environment(LLMConfig)  # OPENAI_BASE_URL, OPENAI_API_KEY, SFTDATA_MODEL

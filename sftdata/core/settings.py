@@ -34,7 +34,7 @@ def setting(default: Any = _MISSING, *, help: str, hashed: bool = True, resumabl
             by_pipeline: bool = False, key: str | None = None, option: str | None = None,
             metavar: str | None = None, flag: str | None = None, envvar: str | None = None,
             cli_default: Any = _MISSING, click_type: Any = None, split: bool = True,
-            path: bool | Callable[[Any], bool] = False) -> Any:
+            path: bool | Callable[[Any], bool] = False, must_exist: bool = True) -> Any:
     """A dataclass field with its documentation.
 
     ``default``: a value, or a callable (``list``, ``lambda: [...]``) for a mutable default.
@@ -52,12 +52,14 @@ def setting(default: Any = _MISSING, *, help: str, hashed: bool = True, resumabl
     ``path``: the value is a file or directory (or a list of them): in a ``sftdata run`` config file a
     relative one is read from the config file's directory, and a missing one is an error at load. A
     callable decides from the built config (``llm.model`` is a path only for the local backend).
+    ``must_exist=False``: a value that names nothing beside the config is kept as given (a model name:
+    the backend says what is wrong with it).
     """
     metadata = {"help": help, "hashed": hashed, "resumable": (not hashed) if resumable is None else resumable,
                 "choices": tuple(choices) if choices is not None else None, "cli": cli, "config": config,
                 "by_pipeline": by_pipeline, "key": key, "option": option, "metavar": metavar, "flag": flag,
                 "envvar": envvar, "cli_default": cli_default, "click_type": click_type, "split": split,
-                "path": path}
+                "path": path, "must_exist": must_exist}
     if default is not _MISSING and callable(default):
         return dataclasses.field(default_factory=default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)

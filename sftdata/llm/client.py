@@ -29,7 +29,8 @@ class LLMConfig:
         help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), https://api.openai.com/v1. "
              "Repeat to spread requests over replicas. None: the embedded local model.")
     model: str | None = setting(None, envvar="SFTDATA_MODEL",
-                                path=lambda config: config.backend == "local",  # a directory, without an endpoint
+                                # without an endpoint, a directory (beside the config, if it is there)
+                                path=lambda config: config.backend == "local", must_exist=False,
                                 help="Model name at the endpoint, or a local HF model directory. "
                                      "Default: the embedded SmolLM2-135M-Instruct.")
     api_key: str | None = setting(None, hashed=False, envvar="OPENAI_API_KEY",

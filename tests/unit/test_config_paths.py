@@ -72,10 +72,14 @@ def test_a_served_model_name_is_not_a_path(tmp_path: Path, monkeypatch) -> None:
     config = make_project(tmp_path / "project", llm={"base_url": ["http://127.0.0.1:9/v1"], "model": "model"})
     monkeypatch.chdir(tmp_path)
     assert load_pipeline(config).llm.model == "model"
+    # no endpoint yet (the examples expect OPENAI_BASE_URL): a name that is no directory stays a name, so
+    # --dry-run works; running it, the local backend says to set --base-url
+    config = make_project(tmp_path / "other", llm={"model": "gpt-4o-mini"})
+    assert load_pipeline(config).llm.model == "gpt-4o-mini"
 
 
-@pytest.mark.parametrize("key", ["judge.gold", "select.feedback", "augment.keywords_file", "seeds", "llm.model",
-                                 "export_model.eval_data"])
+@pytest.mark.parametrize("key", ["judge.gold", "select.feedback", "augment.keywords_file", "seeds",
+                                 "finetune.base_model", "export_model.eval_data"])
 def test_a_missing_path_names_the_config_file_and_the_key(tmp_path: Path, monkeypatch, capsys, key: str) -> None:
     config = make_project(tmp_path / "project")
     value = ["nowhere.jsonl"] if key in ("select.feedback", "export_model.eval_data") else "nowhere.jsonl"
