@@ -29,10 +29,11 @@ from .llm.client import LLMConfig
 # the keys of a config besides the llm section and one section per stage
 GLOBAL_KEYS = {
     "name": ("", "Run name; the run directory defaults to runs/<name> (default: the config file's name)."),
-    "out": ("", "Run directory (the --out option wins)."),
+    "out": ("", "Run directory (the --out option wins); unlike the input paths, relative to the current "
+                "directory."),
     "lang": ("", "en or zh: prompts, filters and seeds (default: the seeds' language)."),
     "seed": ("0", "Seed of every random choice and request of every stage."),
-    "seeds": ("[]", "Seed task files, relative to the config file (default: the packaged seeds/<lang>.jsonl)."),
+    "seeds": ("[]", "Seed task files (default: the packaged seeds/<lang>.jsonl)."),
     "progress": ("", "Accepted and ignored (progress bars: the --no-progress option)."),
 }
 
@@ -60,9 +61,15 @@ def top_level_keys() -> set[str]:
     return {*GLOBAL_KEYS, "llm", *registry.names()}
 
 
+# How every key naming a file or directory (seeds, judge.gold, select.feedback, a local llm.model...) is read
+PATHS_NOTE = ("Paths (seeds, judge.gold, select.feedback, ...) in a config file are relative to its "
+              "directory; given by --set or the environment, to the current directory.")
+
+
 def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None = None) -> Pipeline:
     path = Path(path)
     raw = apply_overrides(_with_environment(load_file(path)), list(overrides))
+    not_from_file = _keys_set_outside(overrides)
     known = top_level_keys()
     for key in raw:
         if key not in known:
@@ -75,8 +82,7 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     seeds = [seeds] if isinstance(seeds, str) else seeds
     if not isinstance(seeds, list) or not all(isinstance(s, str) for s in seeds):
         raise ConfigError("expected a path or a list of paths", "seeds")
-    # seed files are relative to the config file, so a project directory can move as a whole
-    seeds = [str((path.parent / s) if not Path(s).is_absolute() else Path(s)) for s in seeds]
+    seeds = [_config_path(s, "seeds", path, "seeds" not in not_from_file) for s in seeds]
     seed = raw.get("seed", 0)
     if not isinstance(seed, int) or isinstance(seed, bool):
         raise ConfigError("expected an integer", "seed")
@@ -86,8 +92,51 @@ def load_pipeline(path: str | Path, overrides: list[str] = (), out: str | None =
     llm = build(LLMConfig, raw.get("llm"), "llm")
     stages = {spec.name: _build_stage(spec, raw.get(spec.name), seed=seed, lang=lang) for spec in registry.specs()}
     pipeline = Pipeline(out=out_dir, lang=lang, seed=seed, seeds=seeds, llm=llm, stages=stages)
+    for name, section in [("llm", llm), *stages.items()]:
+        if section is not None:
+            _resolve_paths(section, name, path, not_from_file)
     _validate(pipeline)
     return pipeline
+
+
+def _keys_set_outside(overrides: list[str]) -> set[str]:
+    """Dotted keys (or whole sections) given by ``--set`` or the environment rather than the file."""
+    keys = {item.partition("=")[0].strip() for item in overrides}
+    keys |= {f"llm.{key}" for variable, key in ENVIRONMENT.items() if os.environ.get(variable)}
+    return {part for key in keys for part in _prefixes(key)}
+
+
+def _prefixes(key: str) -> list[str]:
+    """``a.b.c`` -> ``a.b.c``, ``a.b``, ``a``: any of them being set replaces the key."""
+    parts = key.split(".")
+    return [".".join(parts[:n]) for n in range(len(parts), 0, -1)]
+
+
+def _resolve_paths(section: Any, name: str, config: Path, not_from_file: set[str]) -> None:
+    """Rewrite the section's path settings so they hold from any current directory; stop on a missing one."""
+    for f in settings.path_fields(section):
+        value = getattr(section, f.name)
+        if not value:
+            continue
+        key = f"{name}.{settings.key_of(f)}"
+        found = [_config_path(v, key, config, key not in not_from_file, f.metadata.get("must_exist", True))
+                 for v in ([value] if isinstance(value, str) else value)]
+        setattr(section, f.name, found[0] if isinstance(value, str) else type(value)(found))
+
+
+def _config_path(value: str, key: str, config: Path, from_file: bool, must_exist: bool = True) -> str:
+    """``value`` read the way a config's paths are (:data:`PATHS_NOTE`): relative to the config file's
+    directory, so a project directory works from anywhere and can move as a whole. Missing: an error
+    naming the file and key, or (``must_exist=False``: a model name or a directory) ``value`` as given."""
+    given = Path(value).expanduser()
+    resolved = given if given.is_absolute() or not from_file else config.parent / given
+    if resolved.exists():
+        return str(resolved)
+    if not must_exist:
+        return value
+    origin = (f"a relative path in {config} is read from its directory, {config.parent}" if from_file
+              else "given by --set or the environment: read from the current directory")
+    raise ConfigError(f"no such file or directory: {resolved} ({origin})", key)
 
 
 ENVIRONMENT = settings.environment(LLMConfig)  # OPENAI_BASE_URL, OPENAI_API_KEY, SFTDATA_MODEL

@@ -33,7 +33,7 @@ class AugmentConfig:
                                                     "(Evol-Instruct draws 1). Default: every operation.")
     keywords: list[str] = setting(list, option="--keyword", metavar="WORD", split=False,
                                   help="rule:keywords: a keyword (repeatable).")
-    keywords_file: str | None = setting(None, option="--keywords", click_type=click_path(dir_okay=False),
+    keywords_file: str | None = setting(None, option="--keywords", path=True, click_type=click_path(dir_okay=False),
                                         help="rule:keywords: a file with one keyword per line; a line that ends "
                                              "like a sentence (\"Answer in under 100 words.\") is a constraint, "
                                              "appended as it is.")

@@ -7,8 +7,8 @@ import json
 import click
 
 from ..estimate import estimate
+from ..pipeline import PATHS_NOTE, load_pipeline, plan, run_pipeline
 from ..pipeline import list_keys as config_keys
-from ..pipeline import load_pipeline, plan, run_pipeline
 from ._options import json_option
 
 
@@ -80,7 +80,7 @@ def _print_keys(as_json: bool) -> None:
         click.echo(json.dumps([{"key": k, "default": d, "help": h} for k, d, h in rows], indent=2))
         return
     click.echo("Every key of a `sftdata run` config (a stage's section: `<stage>: {key: value}`; "
-               "`--set key=value` overrides any).")
+               "`--set key=value` overrides any). " + PATHS_NOTE)
     width = max(len(k) for k, _, _ in rows)
     for key, default, text in rows:
         shown = f" [default: {default}]" if default else ""

@@ -11,21 +11,21 @@ concurrently, and commits the results in request order, then :func:`run_stage` c
 
 from __future__ import annotations
 
-import asyncio
 import json
 import signal
 import sys
 import time
 from collections.abc import Iterable
 from dataclasses import asdict
-from typing import Any, Protocol
-
-from tqdm import tqdm
+from typing import TYPE_CHECKING, Any, Protocol
 
 from ..llm.client import LLM, LLMConfig, LLMStats
 from .errors import BudgetExhausted, ConfigError
 from .rundir import RunDir, strip_secrets
 from .settings import resumable
+
+if TYPE_CHECKING:
+    from tqdm import tqdm
 
 # LLM settings that may change between a run and its resume without invalidating what was done (the
 # budget, concurrency, timeouts: field metadata, see core.settings); a stage adds its own (run_stage)
@@ -92,6 +92,8 @@ def run_stage(stage: Stage, rundir: RunDir, llm: LLM, config: dict[str, Any], *,
     round_no = state.get("round", 0) if state else 0
     stage.restore(rundir, state.get("stage") if state else None)
     started = time.perf_counter()
+    from tqdm import tqdm  # here, not at import: `sftdata --help` and `--dry-run` draw no bar
+
     # smoothing=0: the ETA is (target - done) at the average rate since the start, which a slow first
     # round does not throw off the way tqdm's moving average of a few round-end jumps does
     bar = tqdm(desc=desc, unit="task", disable=not progress, dynamic_ncols=True, leave=True, smoothing=0)
@@ -114,6 +116,8 @@ def run_interruptibly(coro: Any) -> Any:
     and checkpoints are complete at every moment (a round is redone from the last checkpoint, its paid
     answers from the cache), so nothing is lost by not waiting; the CLI exits without joining the thread.
     """
+    import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
+
     loop = asyncio.new_event_loop()
     task = loop.create_task(coro)
     interrupted = False
@@ -147,6 +151,8 @@ def run_interruptibly(coro: Any) -> Any:
 
 async def _loop(stage: Stage, rundir: RunDir, llm: LLM, round_no: int, started: float, bar: tqdm,
                 desc: str = "") -> dict:
+    import asyncio
+
     ticker = asyncio.create_task(_tick(bar, stage, llm)) if not bar.disable else None
     try:
         while not stage.done():
@@ -176,6 +182,8 @@ TICK_SECONDS = 1.0
 
 async def _tick(bar: tqdm, stage: Stage, llm: LLM) -> None:
     """Redraw the bar every second while a round runs: requests and tokens as they move, elapsed, ETA."""
+    import asyncio
+
     while True:
         await asyncio.sleep(TICK_SECONDS)
         _update_bar(bar, stage, llm)
@@ -195,7 +203,7 @@ def _update_bar(bar: tqdm, stage: Stage, llm: LLM) -> None:
     cost = f" ${llm.spend.cost:.3f}" if llm.config.price_in is not None else ""
     live = llm.live  # answers of the round still running, not yet in llm.stats
     answered = llm.stats.succeeded + llm.stats.failed + live.answered
-    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens
+    tokens = llm.stats.prompt_tokens + llm.stats.completion_tokens + live.tokens + live.decoding
     flying = f" ({live.in_flight} in flight)" if live.in_flight else ""
     bar.set_postfix_str(f"{postfix} req={answered}/{llm.stats.sent}{flying}+{llm.stats.cached}c tok={tokens}{cost}",
                         refresh=False)

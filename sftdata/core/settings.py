@@ -33,7 +33,8 @@ def setting(default: Any = _MISSING, *, help: str, hashed: bool = True, resumabl
             choices: Iterable[str] | None = None, cli: bool = True, config: bool = True,
             by_pipeline: bool = False, key: str | None = None, option: str | None = None,
             metavar: str | None = None, flag: str | None = None, envvar: str | None = None,
-            cli_default: Any = _MISSING, click_type: Any = None, split: bool = True) -> Any:
+            cli_default: Any = _MISSING, click_type: Any = None, split: bool = True,
+            path: bool | Callable[[Any], bool] = False, must_exist: bool = True) -> Any:
     """A dataclass field with its documentation.
 
     ``default``: a value, or a callable (``list``, ``lambda: [...]``) for a mutable default.
@@ -48,11 +49,17 @@ def setting(default: Any = _MISSING, *, help: str, hashed: bool = True, resumabl
     ``cli_default``: the command's default when it differs from the library's.
     ``click_type``: the option's click type (e.g. ``click.Path(dir_okay=False)``).
     ``split``: a list option also takes comma-separated values (False for paths).
+    ``path``: the value is a file or directory (or a list of them): in a ``sftdata run`` config file a
+    relative one is read from the config file's directory, and a missing one is an error at load. A
+    callable decides from the built config (``llm.model`` is a path only for the local backend).
+    ``must_exist=False``: a value that names nothing beside the config is kept as given (a model name:
+    the backend says what is wrong with it).
     """
     metadata = {"help": help, "hashed": hashed, "resumable": (not hashed) if resumable is None else resumable,
                 "choices": tuple(choices) if choices is not None else None, "cli": cli, "config": config,
                 "by_pipeline": by_pipeline, "key": key, "option": option, "metavar": metavar, "flag": flag,
-                "envvar": envvar, "cli_default": cli_default, "click_type": click_type, "split": split}
+                "envvar": envvar, "cli_default": cli_default, "click_type": click_type, "split": split,
+                "path": path, "must_exist": must_exist}
     if default is not _MISSING and callable(default):
         return dataclasses.field(default_factory=default, metadata=metadata)
     return dataclasses.field(default=default, metadata=metadata)
@@ -85,6 +92,16 @@ def default_of(f: dataclasses.Field) -> Any:
     if f.default_factory is not _MISSING:  # type: ignore[misc]
         return f.default_factory()  # type: ignore[misc]
     return None
+
+
+def path_fields(config: Any) -> list[dataclasses.Field]:
+    """The config fields of ``config`` (a built dataclass) whose values are files or directories."""
+    found = []
+    for f in config_fields(config):
+        marker = f.metadata.get("path", False)
+        if marker is True or (callable(marker) and marker(config)):
+            found.append(f)
+    return found
 
 
 def section(config: Any) -> dict[str, Any]:

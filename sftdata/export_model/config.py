@@ -20,13 +20,13 @@ class ExportModelConfig:
     verify: bool = setting(True, flag="--verify/--no-verify", hashed=False,
                            help="Read each GGUF back through transformers and compare it with the merged "
                                 "model: perplexity, top-1 agreement, load time, tokens/s.")
-    eval_data: list[str] = setting(list, metavar="FILE",
+    eval_data: list[str] = setting(list, metavar="FILE", path=True,
                                    help="Held-out JSONL for the verification. Default: the adapter's "
                                         "eval.jsonl, else a packaged set of 24 general prompts.")
     verify_limit: int = setting(32, help="Verify on at most this many records.")
     name: str | None = setting(None, help="Model name for the GGUF metadata, file names and the Ollama "
                                           "snippet. Default: the adapter or model directory's name.")
-    base_model: str | None = setting(None, metavar="DIR",
+    base_model: str | None = setting(None, metavar="DIR", path=True,
                                      help="Override the base model recorded in the adapter directory.")
 
     def validate(self) -> None:

@@ -27,9 +27,9 @@ def check_budget(batch_tokens: int, max_len: int) -> None:
 
 @dataclass
 class FinetuneConfig:
-    data: list[str] = setting(list, by_pipeline=True, cli=False, help="Training data files (exported JSONL).")
+    data: list[str] = setting(list, by_pipeline=True, cli=False, path=True, help="Training data files (exported JSONL).")
     out: str = setting("", by_pipeline=True, cli=False, help="Directory for the adapter and metrics.")
-    base_model: str | None = setting(None, click_type=click_path(file_okay=False),
+    base_model: str | None = setting(None, click_type=click_path(file_okay=False), path=True,
                                      help="Local HF causal-LM directory. Default: the embedded "
                                           "SmolLM2-135M-Instruct (`sftdata run`: llm.model when it is local).")
     method: str = setting("lora", choices=METHODS + tuple(PREFERENCE_METHODS),
@@ -51,7 +51,7 @@ class FinetuneConfig:
                                    help="Pack several examples per row (block-diagonal attention). Default: on, "
                                         "off for prefix/prompt.")
     eval_split: float = setting(0.05, help="Fraction held out for eval loss.")
-    eval_data: list[str] = setting(list, by_pipeline=True, split=False, click_type=click_path(dir_okay=False),
+    eval_data: list[str] = setting(list, by_pipeline=True, split=False, path=True, click_type=click_path(dir_okay=False),
                                    help="Held-out file(s) to evaluate on instead of a split of DATA.")
     eval_every: int = setting(0, help="Evaluate every N steps (0: about ten times per run).")
     max_steps: int | None = setting(None, help="Stop after N optimizer steps.")

@@ -31,7 +31,7 @@ class GenerateConfig:
                                     help="Stop once this many new tasks have accepted instances.")
     mode: str = setting("self-instruct", choices=MODES,
                         help="Self-Instruct's four steps, or Alpaca's one pass (complete tasks per request).")
-    seeds: list[str] = setting(list, by_pipeline=True, option="--seeds", split=False,
+    seeds: list[str] = setting(list, by_pipeline=True, option="--seeds", split=False, path=True,
                                click_type=click_path(dir_okay=False),
                                help="Seed tasks (JSONL): our seed files, Self-Instruct's seed_tasks.jsonl as it "
                                     "is, or any Record JSONL. Repeatable. Default: the packaged seeds/<lang>.jsonl.")

@@ -34,7 +34,7 @@ class JudgeConfig:
                                                 "holds no verdict (then the raw text is recorded, no score).")
     seed: int = setting(0, help="Request seed.")
     limit: int | None = setting(None, help="Judge only the first N records.")
-    gold: str | None = setting(None, help="Human-labelled records (labels in meta.human, or in a feedback.jsonl "
+    gold: str | None = setting(None, path=True, help="Human-labelled records (labels in meta.human, or in a feedback.jsonl "
                                           "beside FILE from `sftdata review`): judge them and print agreement "
                                           "(calibration.json).",
                                metavar="FILE")

@@ -11,7 +11,10 @@ from __future__ import annotations
 
 import json
 import re
-from typing import Any
+from collections.abc import Callable, Iterable
+from typing import Any, TypeVar
+
+T = TypeVar("T")
 
 _THINK = re.compile(r"<(think|thinking|reasoning)>.*?</\1>", re.S | re.I)
 _THINK_OPEN = re.compile(r"<(think|thinking|reasoning)>.*", re.S | re.I)
@@ -70,22 +73,32 @@ def json_object(text: str) -> dict[str, Any] | None:
     return None
 
 
+def json_verdict(clean: str, keys: Iterable[str], read: Callable[[Any], T | None]) -> T | None:
+    """What ``read`` makes of the first of ``keys`` it accepts in the reply's JSON object (None when the
+    reply holds no JSON object or no key reads)."""
+    obj = json_object(clean)
+    if obj is None:
+        return None
+    for key in keys:
+        value = read(obj[key]) if key in obj else None
+        if value is not None:
+            return value
+    return None
+
+
 def _in_range(value: float | None, low: float, high: float) -> float | None:
     return value if value is not None and low <= value <= high else None
 
 
-def _json_score(obj: dict[str, Any], high: float) -> float | None:
-    for key in ("score", "overall_score", "overall", "final_score", "rating", "评分", "得分", "分数"):
-        value = obj.get(key)
-        if isinstance(value, bool):
-            continue
-        if isinstance(value, (int, float)):
-            return _in_range(float(value), 1, high)
-        if isinstance(value, str):
-            match = re.match(rf"\s*{_NUM}", value)
-            if match:
-                return _in_range(cn_number(match.group(1)), 1, high)
-    return None
+_SCORE_KEYS = ("score", "overall_score", "overall", "final_score", "rating", "评分", "得分", "分数")
+
+
+def _json_number(value: Any, high: float) -> float | None:
+    """A JSON value as a score in 1..high: a number, or a string opening with one ("8/10", "七分")."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        return _in_range(float(value), 1, high)
+    match = re.match(rf"\s*{_NUM}", value) if isinstance(value, str) else None
+    return _in_range(cn_number(match.group(1)), 1, high) if match else None
 
 
 _LINE_LABEL = re.compile(rf"^\W*(?:{SCORE_LABELS})\s*(?:\(\s*1\s*-\s*10\s*\))?\s*(?:[:=\-–—]|是|为|：)\s*\[*\s*{_NUM}",
@@ -108,11 +121,9 @@ def parse_score(text: str, high: float = 10) -> float | None:
     last labelled line over earlier ones (the verdict usually closes the reasoning; a verdict that
     opens the reply is then the only labelled line)."""
     clean = normalize(text)
-    obj = json_object(clean)
-    if obj is not None:
-        score = _json_score(obj, high)
-        if score is not None:
-            return score
+    score = json_verdict(clean, _SCORE_KEYS, lambda value: _json_number(value, high))
+    if score is not None:
+        return score
     for pattern in (_BRACKETS, _LINE_LABEL, _INLINE_LABEL, _OUT_OF, _CN_POINTS):
         values = [_in_range(cn_number(_first(m)), 1, high) for m in pattern.finditer(clean)]
         values = [v for v in values if v is not None]
@@ -144,17 +155,19 @@ _RATING_ALONE = re.compile(r"^\W*\(?([ABCD])\)?\s*(?:[-–—:.)]|$)", re.M)
 def parse_rating(text: str) -> str | None:
     """The Self-Instruct A-D rating, or None."""
     clean = normalize(text)
-    obj = json_object(clean)
-    if obj is not None:
-        for key in ("rating", "grade", "level", "评级", "等级"):
-            value = obj.get(key)
-            if isinstance(value, str) and value.strip()[:1].upper() in "ABCD" and value.strip():
-                return value.strip()[0].upper()
+    rating = json_verdict(clean, ("rating", "grade", "level", "评级", "等级"), _rating_letter)
+    if rating is not None:
+        return rating
     found = [m.group(1).upper() for m in _RATING.finditer(clean)]
     if found:
         return found[-1]
     alone = [m.group(1) for m in _RATING_ALONE.finditer(clean)]
     return alone[-1] if alone else None
+
+
+def _rating_letter(value: Any) -> str | None:
+    letter = value.strip()[:1].upper() if isinstance(value, str) else ""
+    return letter if letter and letter in "ABCD" else None
 
 
 YES = r"yes|true|valid|appropriate|correct|acceptable|是|对|有效|合适|恰当|正确|可以接受"
@@ -223,14 +236,10 @@ _TIE = re.compile(r"\b(?:tie|draw|equally good|equally bad|both (?:are )?equal)\
 def parse_winner(text: str) -> str | None:
     """``"A"``, ``"B"`` or ``"tie"`` from a pairwise reply, or None."""
     clean = normalize(text)
-    obj = json_object(clean)
-    if obj is not None:
-        for key in ("winner", "better", "choice", "verdict", "preferred", "胜者"):
-            value = obj.get(key)
-            if isinstance(value, str):
-                found = _winner_word(value)
-                if found:
-                    return found
+    winner = json_verdict(clean, ("winner", "better", "choice", "verdict", "preferred", "胜者"),
+                          lambda value: _winner_word(value) if isinstance(value, str) else None)
+    if winner is not None:
+        return winner
     bracket = re.findall(r"\[\[\s*(A|B|C|tie)\s*\]\]", clean, re.I)
     if bracket:
         word = bracket[-1].upper()
@@ -261,11 +270,10 @@ _RATIONALE = re.compile(rf"^\W*(?:{RATIONALE_LABELS})\s*[:：]\s*(.+)", re.I | r
 def parse_rationale(text: str, limit: int = 400) -> str:
     """The judge's reason: a labelled one, a JSON one, else the reply's text without verdict lines."""
     clean = normalize(text)
-    obj = json_object(clean)
-    if obj is not None:
-        for key in ("reason", "rationale", "explanation", "reasoning", "justification", "理由", "原因"):
-            if isinstance(obj.get(key), str):
-                return obj[key].strip()[:limit]
+    reason = json_verdict(clean, ("reason", "rationale", "explanation", "reasoning", "justification", "理由", "原因"),
+                          lambda value: value.strip()[:limit] if isinstance(value, str) else None)
+    if reason is not None:
+        return reason
     match = _RATIONALE.search(clean)
     if match:
         return _oneline(match.group(1))[:limit]

@@ -92,6 +92,8 @@ class Backend(Protocol):
 
     A backend that sends requests one at a time (openai) also offers ``complete_one(request)``, which
     the wrapper then uses so that each request leaves as soon as it passed the cache and the budget.
+    A backend that generates a whole batch at once (local) may set ``live_tokens = True`` and take
+    ``on_tokens`` in ``complete``: a callable told the tokens processed as they are, for the progress bar.
     """
 
     name: str  # "openai" or "local"

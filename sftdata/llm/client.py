@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, replace
@@ -30,6 +29,8 @@ class LLMConfig:
         help="OpenAI-compatible endpoint, e.g. http://localhost:8000/v1 (vLLM), https://api.openai.com/v1. "
              "Repeat to spread requests over replicas. None: the embedded local model.")
     model: str | None = setting(None, envvar="SFTDATA_MODEL",
+                                # without an endpoint, a directory (beside the config, if it is there)
+                                path=lambda config: config.backend == "local", must_exist=False,
                                 help="Model name at the endpoint, or a local HF model directory. "
                                      "Default: the embedded SmolLM2-135M-Instruct.")
     api_key: str | None = setting(None, hashed=False, envvar="OPENAI_API_KEY",
@@ -127,13 +128,17 @@ class LiveCounts:
     in_flight: int = 0  # requests sent and not answered yet
     answered: int = 0  # answers arrived and not yet counted in LLMStats (which settles per complete())
     tokens: int = 0  # their prompt + completion tokens
+    decoding: int = 0  # tokens of a local batch still generating, step by step (its answers replace them)
 
     def arrived(self, completion: Completion) -> None:
         self.answered += 1
         self.tokens += completion.usage.prompt_tokens + completion.usage.completion_tokens
 
+    def decoded(self, tokens: int) -> None:
+        self.decoding += tokens
+
     def settled(self) -> None:
-        self.answered = self.tokens = 0
+        self.answered = self.tokens = self.decoding = 0
 
 
 class LLM:
@@ -249,6 +254,8 @@ class LLM:
                 self._log(request, key, answer)
             return key, answer
 
+        import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
+
         return list(await asyncio.gather(*(one(r) for r in requests)))
 
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
@@ -257,10 +264,12 @@ class LLM:
         to_send = [i for i, (_, answer, _) in enumerate(looked_up) if answer is None]
         if to_send:
             self.live.in_flight += len(to_send)
+            live_tokens = {"on_tokens": self.live.decoded} if getattr(self.backend, "live_tokens", False) else {}
             try:
-                fresh = await self.backend.complete([requests[i] for i in to_send])
+                fresh = await self.backend.complete([requests[i] for i in to_send], **live_tokens)
             finally:
                 self.live.in_flight -= len(to_send)
+                self.live.decoding = 0  # the answers' own usage counts from here
             for completion in fresh:
                 self.live.arrived(completion)
             for i, completion in zip(to_send, fresh):
@@ -314,6 +323,8 @@ class LLM:
         })
 
     def complete_sync(self, requests: list[Request]) -> list[Completion]:
+        import asyncio
+
         return asyncio.run(self._complete_and_close(requests))
 
     async def _complete_and_close(self, requests: list[Request]) -> list[Completion]:

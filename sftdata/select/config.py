@@ -23,7 +23,7 @@ class SelectConfig:
                                       "answered yes; score rubric: sub-score >= --criterion-min); all: every "
                                       "criterion the judge gave.")
     criterion_min: int = setting(7, help="A score-rubric criterion passes at this sub-score or above.")
-    feedback: list[str] = setting(list, metavar="FILE",
+    feedback: list[str] = setting(list, metavar="FILE", path=True,
                                   help="Human feedback files (review page's feedback.jsonl). Default: a "
                                        "feedback.jsonl beside each input.")
     keep_unjudged: bool = setting(False, help="Keep records the judge could not score (default: rejected, "

@@ -14,7 +14,10 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-HEAVY = ("torch", "numpy", "numba", "transformers", "matplotlib", "openai", "datasets", "peft", "scipy")
+HEAVY = ("torch", "numpy", "numba", "transformers", "matplotlib", "openai", "datasets", "peft", "scipy",
+         # not heavy, but asyncio (with ssl) and tqdm were a third of the CPU time of `sftdata run --help`:
+         # imported where a stage runs, not at start
+         "asyncio", "tqdm")
 PROBE = """
 import json, sys
 from sftdata.cli import main
@@ -36,8 +39,16 @@ def _cpu_seconds(*args: str) -> tuple[float, list[str]]:
     return (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime), loaded
 
 
-@pytest.mark.parametrize("args", [("--help",), ("run", "examples/demo.yaml", "--dry-run"), ("run", "--list-keys")])
+@pytest.mark.parametrize("args", [("--help",), ("run", "--help"), ("run", "examples/demo.yaml", "--dry-run"),
+                                  ("run", "--list-keys")])
 def test_startup_imports_nothing_heavy(args: tuple[str, ...]) -> None:
     seconds, loaded = _cpu_seconds(*args)
     assert loaded == []
     assert seconds < 2.0  # ~0.5 s here (Python itself ~0.05 s); importing torch alone costs several
+
+
+def test_importing_the_cli_imports_no_model_library() -> None:
+    probe = "import sys, sftdata.cli; print(sorted(m for m in ('torch', 'transformers') if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", probe], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"

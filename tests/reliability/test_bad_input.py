@@ -163,7 +163,9 @@ def test_a_config_naming_a_missing_seed_file_fails_with_its_path(tmp_path):
     result = run_main("run", str(config), "--out", str(tmp_path / "run"), "--no-progress", home=tmp_path)
     assert result.returncode == 2
     message = [line for line in result.stderr.splitlines() if line.startswith("error: ")]
-    assert message == [f"error: {tmp_path / 'nowhere.jsonl'}: no such file"], result.stderr
+    # the key, the path and the config file it was read beside (issue 18: paths are config-relative)
+    assert message == [f"error: seeds: no such file or directory: {tmp_path / 'nowhere.jsonl'} (a relative path "
+                       f"in {config} is read from its directory, {tmp_path})"], result.stderr
     assert "Traceback" not in result.stderr
     assert not (tmp_path / "run" / "generate" / "accepted.jsonl").exists()
 

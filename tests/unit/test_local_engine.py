@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import asyncio
+import time
+
 import pytest
 import torch
 
 from sftdata.llm.base import Request
-from sftdata.llm.local.engine import Engine
+from sftdata.llm.client import LLM, LLMConfig
+from sftdata.llm.local.engine import Engine, LocalBackend
 from sftdata.llm.local.fast_llama import FastLlama, HFForward
 from sftdata.llm.local.kv_cache import GrowingCache, GrowingLayer
 
@@ -196,3 +200,80 @@ def test_requests_that_cannot_run_fail_alone(tiny) -> None:
     assert out[2].error == "ContextLengthExceeded" and out[2].usage.prompt_tokens > 512
     assert out[3].text == "" and out[3].finish_reason == "length" and out[3].usage.completion_tokens == 0
     assert out[0].usage.completion_tokens > 0 and out[4].usage.completion_tokens > 0
+
+
+NEVER = 500  # no token of the 96-token vocabulary
+
+
+class EndlessTokenizer(DigitTokenizer):
+    eos_token_id = NEVER
+
+
+@pytest.fixture(scope="module")
+def endless():
+    """A tiny Llama whose end-of-sequence id lies outside its vocabulary: rows run to max_tokens."""
+    torch.manual_seed(1)
+    config = transformers.LlamaConfig(vocab_size=96, hidden_size=64, intermediate_size=128, num_hidden_layers=2,
+                                      num_attention_heads=4, num_key_value_heads=2, max_position_embeddings=512,
+                                      tie_word_embeddings=True, eos_token_id=None, pad_token_id=EOS)
+    model = transformers.LlamaForCausalLM(config).eval()
+    model.generation_config.eos_token_id = NEVER
+    return model
+
+
+def test_on_tokens_counts_as_the_completions_do(tiny) -> None:
+    engine = Engine(tiny, DigitTokenizer(), batch_size=2)
+    counted: list[int] = []
+    requests = [Request.chat(t, temperature=0, max_tokens=3 + 4 * i) for i, t in enumerate(["a", "bb", "long one"])]
+    completions = engine.generate(requests, on_tokens=counted.append)
+    assert len(counted) > len(requests)  # prefill and every decode step, not once a batch
+    assert sum(counted) == sum(c.usage.prompt_tokens + c.usage.completion_tokens for c in completions)
+
+
+def test_a_cancelled_batch_stops_within_a_step(endless) -> None:
+    """Ctrl-C cancels the task awaiting the batch; the engine thread then stops at its next decode step
+    instead of generating the rest (asyncio.run waits for that thread on the way out, as the CLI's exit does)."""
+    backend = LocalBackend(batch_size=4)
+    backend._engine = Engine(endless, EndlessTokenizer(), batch_size=4)
+    requests = [Request.chat(f"prompt {i}", temperature=0, max_tokens=450) for i in range(6)]
+    reports: list[int] = []
+
+    async def cancel_after_a_few_steps() -> int:
+        task = asyncio.create_task(backend.complete(requests, on_tokens=reports.append))
+        while len(reports) < 5:
+            await asyncio.sleep(0.005)
+        task.cancel()
+        seen = len(reports)
+        with pytest.raises(asyncio.CancelledError):
+            await task
+        return seen
+
+    started = time.perf_counter()
+    seen = asyncio.run(cancel_after_a_few_steps())
+    assert len(reports) <= seen + 2  # the step in flight ends; no other starts
+    assert time.perf_counter() - started < 30  # (the whole batch: 6 x 450 tokens)
+    assert not backend._lock.locked()
+    # the backend still works: the next batch runs to its end
+    done = asyncio.run(backend.complete([Request.chat("after", temperature=0, max_tokens=20)]))
+    assert done[0].usage.completion_tokens == 20
+
+
+def test_live_counts_move_while_a_local_batch_generates(endless) -> None:
+    backend = LocalBackend(batch_size=4)
+    backend._engine = Engine(endless, EndlessTokenizer(), batch_size=4)
+    llm = LLM(LLMConfig(backend="local", cache=False), backend)
+    seen: list[int] = []
+
+    async def watch() -> None:
+        task = asyncio.create_task(llm.complete([Request.chat(f"p{i}", temperature=0, max_tokens=150)
+                                                 for i in range(3)]))
+        while not task.done():
+            seen.append(llm.live.decoding)
+            await asyncio.sleep(0.005)
+        await task
+
+    asyncio.run(watch())
+    moving = sorted(set(seen) - {0})
+    assert len(moving) >= 3  # several counts between the batch's start and its end, not one jump
+    assert llm.live.decoding == 0
+    assert llm.stats.completion_tokens == 450 and max(moving) <= llm.stats.prompt_tokens + 450

@@ -22,7 +22,7 @@ import secrets
 import threading
 import time
 from collections import deque
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -40,6 +40,12 @@ from .utf8 import Utf8Guard, complete_text
 REFILL_FRACTION = 0.75  # admit waiting prompts once the batch has shrunk below this share of its size
 MIN_SHARED_PREFIX = 8  # shorter common prompt prefixes are not worth a separate prefill
 PREFIX_CACHE_SIZE = 8  # prompt prefixes whose keys/values are kept between calls
+
+TokenCounter = Callable[[int], None]  # told the tokens processed as they are: prompts at prefill, one per row a step
+
+
+class Cancelled(Exception):
+    """The caller stopped waiting (Ctrl-C, a cancelled task): generation ended between two decode steps."""
 
 
 class LocalBackend:
@@ -72,17 +78,30 @@ class LocalBackend:
                                   batch_size=self.batch_size, model_name=self.model)
         return self._engine
 
-    async def complete(self, requests: list[Request]) -> list[Completion]:
+    live_tokens = True  # complete() takes on_tokens (see llm.base.Backend)
+
+    async def complete(self, requests: list[Request], on_tokens: TokenCounter | None = None) -> list[Completion]:
         if not requests:
             return []
-        return await asyncio.to_thread(self._complete_blocking, list(requests))
+        cancel = threading.Event()
+        try:
+            return await asyncio.to_thread(self._complete_blocking, list(requests), cancel, on_tokens)
+        except asyncio.CancelledError:
+            # the thread cannot be cancelled from here: it stops at its next decode step instead of
+            # generating the rest of the batch (Ctrl-C, and the process exit that joins the thread, wait
+            # one step, not minutes)
+            cancel.set()
+            raise
 
-    def _complete_blocking(self, requests: list[Request]) -> list[Completion]:
+    def _complete_blocking(self, requests: list[Request], cancel: threading.Event | None = None,
+                           on_tokens: TokenCounter | None = None) -> list[Completion]:
         with self._lock:
+            if cancel is not None and cancel.is_set():  # cancelled while waiting for the lock
+                raise Cancelled
             engine = self.engine()  # a model that cannot load is a configuration error: it raises
             try:
-                return engine.generate(requests)
-            except (SftdataError, KeyboardInterrupt):
+                return engine.generate(requests, cancel=cancel, on_tokens=on_tokens)
+            except (SftdataError, KeyboardInterrupt, Cancelled):
                 raise
             except Exception as exc:  # noqa: BLE001 - one failed batch becomes failed completions, not a crash
                 return [Completion.failure(type(exc).__name__, str(exc), model=self.model) for _ in requests]
@@ -171,8 +190,13 @@ class Engine:
         self.utf8 = Utf8Guard.for_tokenizer(tokenizer)
 
     # ------------------------------------------------------------ public
-    def generate(self, requests: list[Request]) -> list[Completion]:
-        """One completion per request, in order. A request that cannot run gets an error completion."""
+    def generate(self, requests: list[Request], cancel: threading.Event | None = None,
+                 on_tokens: TokenCounter | None = None) -> list[Completion]:
+        """One completion per request, in order. A request that cannot run gets an error completion.
+
+        ``cancel``: once set, :class:`Cancelled` is raised before the next decode step. ``on_tokens``:
+        the tokens processed so far, as they are (a live progress count; each completion's usage, the
+        exact one, is the same sum)."""
         started = time.perf_counter()
         results: list[Completion | None] = [None] * len(requests)
         rows: list[Row] = []
@@ -187,7 +211,8 @@ class Engine:
                 rows.append(row_or_error)
         try:
             with torch.inference_mode():
-                for row in (self._run_plain(rows) if self.plain else self._run(rows)):
+                run = self._run_plain if self.plain else self._run
+                for row in run(rows, cancel, on_tokens):
                     results[row.index] = self._completion(row, time.perf_counter() - started)
         finally:
             self.threads.restore()
@@ -233,37 +258,54 @@ class Engine:
                    stop_window=window)
 
     # ------------------------------------------------------------ the loop
-    def _run(self, rows: list[Row]) -> Iterator[Row]:
+    def _run(self, rows: list[Row], cancel: threading.Event | None = None,
+             on_tokens: TokenCounter | None = None) -> Iterator[Row]:
         """Generate every row; yield each as it finishes."""
         waiting = deque(sorted(rows, key=lambda r: len(r.prompt)))
         batch = Batch(self)
+        count = on_tokens or (lambda tokens: None)
         while waiting or batch.live:
+            if cancel is not None and cancel.is_set():
+                raise Cancelled
             self.threads.maybe_adjust()
             if waiting and batch.live <= self.batch_size * REFILL_FRACTION:
                 batch.compact()
                 admitted = [waiting.popleft() for _ in range(min(len(waiting), self.batch_size - batch.live))]
                 yield from batch.admit(admitted)
+                count(sum(len(row.prompt) + 1 for row in admitted))  # the prompts and each one's first token
             if batch.live:
+                live = batch.live
                 yield from batch.step()
+                count(live)
 
-    def _run_plain(self, rows: list[Row]) -> Iterator[Row]:
-        """``model.generate`` in left-padded batches of equal sampling parameters (prompt-learning adapters)."""
+    def _run_plain(self, rows: list[Row], cancel: threading.Event | None = None,
+                   on_tokens: TokenCounter | None = None) -> Iterator[Row]:
+        """``model.generate`` in left-padded batches of equal sampling parameters (prompt-learning adapters);
+        ``on_tokens`` hears of each batch as it ends."""
         groups: dict[tuple[float, float], list[Row]] = {}
         for row in sorted(rows, key=lambda r: len(r.prompt)):
             groups.setdefault((max(0.0, row.request.temperature), row.request.top_p), []).append(row)
         for (temperature, top_p), group in groups.items():
             for start in range(0, len(group), self.batch_size):
-                yield from self._generate_plain(group[start:start + self.batch_size], temperature, top_p)
+                batch = group[start:start + self.batch_size]
+                yield from self._generate_plain(batch, temperature, top_p, cancel)
+                if on_tokens is not None:
+                    on_tokens(sum(len(row.prompt) + len(row.generated) for row in batch))
 
-    def _generate_plain(self, rows: list[Row], temperature: float, top_p: float) -> Iterator[Row]:
+    def _generate_plain(self, rows: list[Row], temperature: float, top_p: float,
+                        cancel: threading.Event | None = None) -> Iterator[Row]:
         self.threads.maybe_adjust()
         ids, mask = _left_padded([r.prompt for r in rows], self.pad_id)
         width = ids.shape[1]
         sampling = {"do_sample": True, "temperature": temperature, "top_p": top_p} if temperature > 0 \
             else {"do_sample": False}
+        if cancel is not None:
+            sampling["stopping_criteria"] = _stop_when(cancel)
         torch.manual_seed(rows[0].seed)
         out = self.model.generate(input_ids=ids, attention_mask=mask.long(), pad_token_id=self.pad_id,
                                   max_new_tokens=max(r.max_new for r in rows), **sampling)
+        if cancel is not None and cancel.is_set():
+            raise Cancelled
         for row, tokens in zip(rows, out[:, width:].tolist()):
             for token in tokens:
                 # model.generate cannot be steered token by token; the state still lets the end be held back
@@ -342,6 +384,17 @@ class Engine:
             text = text[:cut]
         return Completion(text=text, finish_reason=row.finish or "length", model=self.model_name,
                           usage=Usage(len(row.prompt), len(row.generated)), latency_s=latency)
+
+
+def _stop_when(cancel: threading.Event) -> Any:
+    """Stopping criteria ending ``model.generate`` at the step after ``cancel`` is set."""
+    from transformers import StoppingCriteria, StoppingCriteriaList  # loaded already: generate is its own
+
+    class WhenCancelled(StoppingCriteria):
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> Any:
+            return torch.full((input_ids.shape[0],), cancel.is_set(), dtype=torch.bool)
+
+    return StoppingCriteriaList([WhenCancelled()])
 
 
 def _common_prefix_length(prompts: list[list[int]]) -> int:
