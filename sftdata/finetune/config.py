@@ -68,7 +68,7 @@ class FinetuneConfig:
     # preference methods (--method dpo / reward): finetune/dpo.py, finetune/reward.py, finetune/pair_train.py
     beta: float = setting(0.1, help="dpo: strength of the pull towards the reference (TRL's beta).")
     loss: str = setting("sigmoid", choices=PREFERENCE_LOSSES, help="dpo: the preference loss (TRL's formulas).")
-    ref_adapter: str | None = setting(None, click_type=click_path(file_okay=False),
+    ref_adapter: str | None = setting(None, click_type=click_path(file_okay=False), path=True,
                                       help="dpo: an SFT adapter that is the reference and the starting policy "
                                            "(default: the base; `sftdata run`: the finetune stage's adapter).")
     # checkpointing changes when state is saved, not what is trained: outside the stage hash

@@ -25,16 +25,16 @@ class PairsConfig:
                                       "options) besides the records' own outputs.")
     candidate_model: list[str] = setting(list, help="Also one response from each of these models (same endpoint).",
                                          metavar="MODEL")
-    candidate_adapter: list[str] = setting(list, help="Also one response from the embedded/local base with each "
+    candidate_adapter: list[str] = setting(list, path=True, help="Also one response from the embedded/local base with each "
                                                       "of these adapters (e.g. the SFT adapter against the base).",
                                            metavar="DIR")
     temperature: float = setting(0.9, help="Sampling temperature of the extra candidates.")
     max_tokens: int = setting(512, help="Longest candidate response, in tokens.")
     min_margin: float = setting(0.0, help="A pair whose chosen-minus-rejected score is below this goes to "
                                           "rejected.jsonl (reason margin_below_min); an exact tie always does.")
-    reward_model: str | None = setting(None, help="--rank-by reward: a `sftdata finetune --method reward` directory.",
+    reward_model: str | None = setting(None, path=True, help="--rank-by reward: a `sftdata finetune --method reward` directory.",
                                        metavar="DIR")
-    feedback: str | None = setting(None, help="--rank-by human: the review page's feedback.jsonl (default: the "
+    feedback: str | None = setting(None, path=True, help="--rank-by human: the review page's feedback.jsonl (default: the "
                                               "one beside the first input).", metavar="FILE")
     rubric: str = setting("score", choices=("score", "self-instruct"),
                           help="The judge rubric for --rank-by judge.")
