@@ -110,7 +110,7 @@ def test_run_with_pairs_and_dpo_end_to_end(tiny_dir: Path, tmp_path: Path, capsy
                                                ("dpo.resume=true", "dpo.resume"), ("dpo.beta=0", "dpo.beta"),
                                                ("finetune.precision=fp64", "finetune.precision")])
 def test_pairs_and_dpo_config_errors_name_the_key(tmp_path: Path, override: str, key: str) -> None:
-    config = write_config(tmp_path / "run.yaml", tmp_path, tmp_path / "records.jsonl")
+    config = write_config(tmp_path / "run.yaml", tmp_path, write_records(tmp_path / "records.jsonl"))
     with pytest.raises(ConfigError) as info:
         load_pipeline(config, [override])
     assert key in str(info.value)
