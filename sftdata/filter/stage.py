@@ -66,13 +66,21 @@ def filter_records(records: Iterable[Record], config: FilterConfig,
         yield from state.run(chunk)
 
 
+def _rouge_index(config: FilterConfig) -> Any:
+    """The exact prefix-filter index, or the MinHash-LSH blocked one (``--rouge-blocking lsh``)."""
+    if config.rouge_blocking == "lsh":
+        from .lsh import LSHIndex
+
+        return LSHIndex(config.rouge_tokenizer, config.rouge_threshold, config.lsh_bands, config.lsh_rows)
+    from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
+
+    return RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
+
+
 class _State:
     def __init__(self, config: FilterConfig) -> None:
-        from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
-
         self.config = config
-        self.index = (RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
-                      if config.enabled("rouge") else None)
+        self.index = _rouge_index(config) if config.enabled("rouge") else None
         self.instances = config.instance_rules is not False
         self.kept_prompts: set[tuple[str, str]] = set()  # (instruction, input) of kept records
         self.task_verdicts: dict[str, RougeMatch] = {}  # instruction -> ROUGE-L verdict of its first record
@@ -95,7 +103,8 @@ class _State:
             stored = len(self.index)
             for text, match in zip(texts, self.index.check_and_add_many(texts)):
                 if match.novel:  # check's neighbour is a lower bound: the exact one, among those before it
-                    match = self.index.nearest(text, among=stored) if stored <= EXACT_NEAREST_MAX else \
+                    exact = stored <= EXACT_NEAREST_MAX and self.config.rouge_blocking == "exact"
+                    match = self.index.nearest(text, among=stored) if exact else \
                         dataclasses.replace(match, score=None, most_similar=None)  # unknown, not a guess
                     stored += 1
                 self.task_verdicts[text] = match
