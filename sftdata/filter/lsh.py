@@ -71,6 +71,16 @@ def _best_candidate(toks, start, candidates, query):
     return best, best_doc
 
 
+@njit(cache=True)
+def pair_scores(toks, start, left, right):
+    """ROUGE-L F of each pair (left[k], right[k]) of texts stored in ``toks[start[d]:start[d+1]]``."""
+    out = np.zeros(left.shape[0], dtype=np.float64)
+    for k in range(left.shape[0]):
+        best, _doc = _best_candidate(toks, start, left[k:k + 1], toks[start[right[k]]:start[right[k] + 1]])
+        out[k] = best
+    return out
+
+
 class LSHIndex:
     """Kept texts in ``bands`` LSH tables; the :class:`~sftdata.filter.rouge.RougeIndex` calls the
     filter uses (``add_many``, ``check_and_add_many``, ``len``). ``score`` / ``most_similar`` of a
@@ -117,6 +127,16 @@ class LSHIndex:
                 self._store(text, toks, keys)
             matches.append(match)
         return matches
+
+    def band_keys(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
+        """(keys (len(texts), bands) uint64, has_tokens bool): the buckets each text falls in, for a
+        distributed search (sftdata.cluster.dedup) that must agree with this index's."""
+        keys = np.zeros((len(texts), self.bands), dtype=np.uint64)
+        present = np.zeros(len(texts), dtype=bool)
+        for i, row in enumerate(self._band_keys([self._tokens(text) for text in texts])):
+            if row is not None:
+                keys[i], present[i] = row, True
+        return keys, present
 
     # ------------------------------------------------------------ internals
 

@@ -44,16 +44,17 @@ Verdict = tuple[str, dict[str, Any]] | None
 Engine = Callable[[list[Record], FilterConfig, list[str], Path], Iterable[tuple[Record, Verdict]]]
 
 
-def filter_records(records: Iterable[Record], config: FilterConfig,
-                   against: Iterable[str] = ()) -> Iterator[tuple[Record, Verdict]]:
+def filter_records(records: Iterable[Record], config: FilterConfig, against: Iterable[str] = (),
+                   rouge_index: Any = None) -> Iterator[tuple[Record, Verdict]]:
     """Yield ``(record, None)`` for a kept record (a copy whose meta holds ``rouge_max`` and
     ``most_similar``) or ``(record, (reason, detail))`` for a rejected one, in input order.
 
     ``against``: texts preloaded into the ROUGE-L index (never yielded). Streams: holds the index
-    and one chunk of records. ``config.instance_rules`` None counts as on here.
+    and one chunk of records. ``config.instance_rules`` None counts as on here. ``rouge_index``:
+    the ROUGE-L index to use instead of a fresh one (sftdata.cluster.dedup's precomputed decisions).
     """
     config.validate()
-    state = _State(config)
+    state = _State(config, rouge_index)
     if state.index is not None:
         state.index.add_many(against)
     chunk: list[Record] = []
@@ -78,9 +79,9 @@ def _rouge_index(config: FilterConfig) -> Any:
 
 
 class _State:
-    def __init__(self, config: FilterConfig) -> None:
+    def __init__(self, config: FilterConfig, index: Any = None) -> None:
         self.config = config
-        self.index = _rouge_index(config) if config.enabled("rouge") else None
+        self.index = (index if index is not None else _rouge_index(config)) if config.enabled("rouge") else None
         self.instances = config.instance_rules is not False
         self.kept_prompts: set[tuple[str, str]] = set()  # (instruction, input) of kept records
         self.task_verdicts: dict[str, RougeMatch] = {}  # instruction -> ROUGE-L verdict of its first record

@@ -62,7 +62,7 @@ def ray_cluster():
     os.environ.pop("SFTDATA_TEST_KILL_SHARD", None)
 
 
-def _run(tmp_path: Path, name: str, shards: int) -> Path:
+def _run(tmp_path: Path, name: str, shards: int, extra: tuple[str, ...] = ()) -> Path:
     from sftdata.cli import main
 
     inp = tmp_path / "in.jsonl"
@@ -70,7 +70,7 @@ def _run(tmp_path: Path, name: str, shards: int) -> Path:
         write_jsonl(inp, _records())
     out = tmp_path / name
     try:
-        main(["filter", str(inp), "--out", str(out), "--ray", "auto", "--shards", str(shards), "--json"])
+        main(["filter", str(inp), "--out", str(out), "--ray", "auto", "--shards", str(shards), "--json", *extra])
     except SystemExit as exc:
         assert not exc.code
     return out
@@ -100,6 +100,22 @@ def test_same_shard_count_is_byte_identical_and_a_rerun_reuses_journals(ray_clus
     stamps = [p.stat().st_mtime_ns for p in journals]
     _run(tmp_path, "a", shards=2)  # the driver "restarted": finished shards are not recomputed
     assert [p.stat().st_mtime_ns for p in journals] == stamps
+
+
+def test_lsh_blocking_on_the_cluster_decides_as_one_process(ray_cluster, tmp_path):
+    from sftdata.cli import main
+
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, _records())
+    try:
+        main(["filter", str(inp), "--out", str(tmp_path / "one"), "--rouge-blocking", "lsh", "--json"])
+    except SystemExit as exc:
+        assert not exc.code
+    out = _run(tmp_path, "lsh", shards=3, extra=("--rouge-blocking", "lsh"))
+    for name in ("accepted.jsonl", "rejected.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    reasons = Counter(json.loads(line)["reason"] for line in (out / "rejected.jsonl").open())
+    assert reasons["rouge"] > 10
 
 
 def test_filter_without_ray_never_imports_ray(tmp_path):
