@@ -59,11 +59,13 @@ def sharded_filter_records(records: list[Record], config: FilterConfig, against:
 def _cluster_lsh(ray: Any, local: list[tuple[Record, Verdict]], config: FilterConfig, against: list[str],
                  tasks: int) -> Any:
     """The LSH decisions for the rules' survivors, from pairs the cluster found (cluster.dedup)."""
-    from .dedup import EdgeIndex, lsh_pairs
+    from ..filter.lsh import EdgeIndex, lsh_pairs
+    from .dedup import ray_mapper
 
     distinct = list(dict.fromkeys(record.instruction for record, verdict in local if verdict is None))
     texts = [*against, *distinct]
-    return EdgeIndex(texts, len(against), lsh_pairs(ray, texts, config, tasks), config.rouge_threshold)
+    pairs = lsh_pairs(texts, config, ray_mapper(ray), tasks)
+    return EdgeIndex(texts, len(against), pairs, config.rouge_threshold)
 
 
 def _filter_shard(part: list[Record], config: FilterConfig, against: list[str], path: str) -> str:

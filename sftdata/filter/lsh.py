@@ -21,9 +21,11 @@ Element hashes are CRC-32 based, not Python's ``hash``, so signatures are the sa
 
 from __future__ import annotations
 
+import itertools
 import zlib
 from array import array
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import numpy as np
 from numba import njit
@@ -32,7 +34,10 @@ from ._lcs import fscore
 from .rouge import MAX_COMPARED_TOKENS, RougeMatch
 from .tokenize import get_tokenizer
 
+__all__ = ["LSHIndex", "EdgeIndex", "lsh_pairs", "local_map"]
+
 DEFAULT_BANDS = 32
+_CHUNK = 1024  # texts per signature matrix
 DEFAULT_ROWS = 6
 _SEED = 20240601
 
@@ -129,13 +134,13 @@ class LSHIndex:
         return matches
 
     def band_keys(self, texts: list[str]) -> tuple[np.ndarray, np.ndarray]:
-        """(keys (len(texts), bands) uint64, has_tokens bool): the buckets each text falls in, for a
-        distributed search (sftdata.cluster.dedup) that must agree with this index's."""
+        """(keys (len(texts), bands) uint64, has_tokens bool): the buckets each text falls in, for the
+        batch search (:func:`lsh_pairs`), which must agree with this index."""
         keys = np.zeros((len(texts), self.bands), dtype=np.uint64)
         present = np.zeros(len(texts), dtype=bool)
-        for i, row in enumerate(self._band_keys([self._tokens(text) for text in texts])):
-            if row is not None:
-                keys[i], present[i] = row, True
+        for at in range(0, len(texts), _CHUNK):  # the (bands*rows, elements) hash matrix stays small
+            filled, chunk_keys = self._key_matrix([self._tokens(text) for text in texts[at:at + _CHUNK]])
+            keys[at + filled], present[at + filled] = chunk_keys, True
         return keys, present
 
     # ------------------------------------------------------------ internals
@@ -159,21 +164,27 @@ class LSHIndex:
 
     def _band_keys(self, token_lists: list[list[str]]) -> list[list[int] | None]:
         """Per text its ``bands`` bucket keys (None: no tokens, so F = 0 against everything)."""
-        hashes = [self._element_hashes(tokens) for tokens in token_lists]
-        filled = [i for i, h in enumerate(hashes) if h]
         out: list[list[int] | None] = [None] * len(token_lists)
-        if not filled:
-            return out
-        flat = np.fromiter((x for i in filled for x in hashes[i]), dtype=np.uint64)
+        filled, keys = self._key_matrix(token_lists)
+        for i, row in zip(filled.tolist(), keys.tolist()):
+            out[i] = row
+        return out
+
+    def _key_matrix(self, token_lists: list[list[str]]) -> tuple[np.ndarray, np.ndarray]:
+        """(indices of the texts with tokens, their (n, bands) uint64 bucket keys)."""
+        hashes = [self._element_hashes(tokens) for tokens in token_lists]
+        sizes = np.array([len(h) for h in hashes], dtype=np.int64)
+        filled = np.flatnonzero(sizes)
+        if not len(filled):
+            return filled, np.zeros((0, self.bands), dtype=np.uint64)
+        flat = np.fromiter(itertools.chain.from_iterable(hashes), dtype=np.uint64, count=int(sizes.sum()))
         flat *= np.uint64(0x9E3779B97F4A7C15)  # spread the 32-bit CRCs over 64 bits
-        starts = np.cumsum([0] + [len(hashes[i]) for i in filled[:-1]])
+        starts = np.concatenate([[0], np.cumsum(sizes[filled])[:-1]])
         with np.errstate(over="ignore"):
             signature = np.minimum.reduceat(self._a * flat + self._b, starts, axis=1)  # (bands*rows, texts)
             per_band = signature.T.reshape(len(filled), self.bands, self.rows)
             keys = (per_band * self._mix).sum(axis=2, dtype=np.uint64)  # one 64-bit key per band
-        for row, i in enumerate(filled):
-            out[i] = keys[row].tolist()
-        return out
+        return filled, keys
 
     def _check(self, tokens: list[str], keys: list[int] | None) -> RougeMatch:
         if keys is None:
@@ -203,3 +214,117 @@ class LSHIndex:
         if keys is not None:
             for table, key in zip(self._tables, keys):
                 table.setdefault(key, []).append(doc)
+
+
+# ---------------------------------------------------------------- batch form (filter, cluster)
+
+Mapper = Callable[..., list[Any]]  # (fn, calls, shared) -> [fn(*call, *shared) for call in calls]
+
+
+def local_map(fn: Callable[..., Any], calls: list[tuple], shared: tuple = ()) -> list[Any]:
+    return [fn(*call, *shared) for call in calls]
+
+
+def signatures(texts: list[str], config: Any) -> tuple[np.ndarray, np.ndarray]:
+    """:meth:`LSHIndex.band_keys` of ``texts`` under ``config``'s (FilterConfig) settings."""
+    return LSHIndex(config.rouge_tokenizer, config.rouge_threshold, config.lsh_bands, config.lsh_rows).band_keys(texts)
+
+
+def bucket_pairs(bands: list[int], parts: list[tuple[np.ndarray, np.ndarray]], toks: np.ndarray,
+                 start: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows (later, earlier, F) of the pairs sharing a bucket of ``bands`` whose F > threshold.
+    ``parts``: :func:`signatures` of consecutive slices of the texts."""
+    present = np.concatenate([p for _, p in parts])
+    ids = np.flatnonzero(present)
+    codes: list[np.ndarray] = []
+    for band in bands:
+        keys = np.concatenate([k[:, band] for k, _ in parts])[ids]
+        order = np.argsort(keys, kind="stable")
+        starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
+        lengths = np.diff(np.append(starts, len(order)))
+        twos = starts[lengths == 2]  # most shared buckets hold two texts: all at once
+        low, high = ids[order[twos]], ids[order[twos + 1]]
+        codes.append(np.minimum(low, high).astype(np.int64) * len(present) + np.maximum(low, high))
+        for first_row, length in zip(starts[lengths > 2].tolist(), lengths[lengths > 2].tolist()):
+            members = np.sort(ids[order[first_row:first_row + length]]).astype(np.int64)  # one shared bucket
+            first, second = np.triu_indices(length, k=1)  # first < second: earlier, later
+            codes.append(members[first] * len(present) + members[second])
+    if not codes:
+        return np.zeros((0, 3))
+    unique = np.unique(np.concatenate(codes))
+    earlier, later = unique // len(present), unique % len(present)
+    scores = pair_scores(toks, start, earlier, later)
+    above = scores > threshold
+    return np.stack([later[above], earlier[above], scores[above]], axis=1)
+
+
+def intern(texts: list[str], tokenizer: str) -> tuple[np.ndarray, np.ndarray]:
+    """Every text's token ids (one vocabulary), concatenated, and where each text starts."""
+    tokenize = get_tokenizer(tokenizer)
+    vocab: dict[str, int] = {}
+    flat: list[int] = []
+    start = [0]
+    for text in texts:
+        flat.extend(vocab.setdefault(tok, len(vocab)) for tok in tokenize(text)[:MAX_COMPARED_TOKENS])
+        start.append(len(flat))
+    return np.array(flat, dtype=np.int32), np.array(start, dtype=np.int64)
+
+
+def lsh_pairs(texts: list[str], config: Any, mapper: Mapper = local_map, tasks: int = 1) -> np.ndarray:
+    """Rows (later, earlier, F) of every pair of ``texts`` that shares an LSH bucket and scores above
+    the threshold: signatures per slice, then candidate pairs per group of bands, each step a
+    ``mapper`` call (in this process, or Ray tasks: sftdata.cluster.dedup)."""
+    if len(texts) < 2:
+        return np.zeros((0, 3))
+    slices = max(1, min(tasks, len(texts)))
+    bounds = [len(texts) * k // slices for k in range(slices + 1)]
+    parts = mapper(signatures, [(texts[bounds[k]:bounds[k + 1]],) for k in range(slices)], (config,))
+    toks, start = intern(texts, config.rouge_tokenizer)
+    groups = [list(range(config.lsh_bands))[g::slices] for g in range(min(slices, config.lsh_bands))]
+    found = mapper(bucket_pairs, [(group,) for group in groups], (parts, toks, start, config.rouge_threshold))
+    rows = np.concatenate(found) if found else np.zeros((0, 3))
+    if not len(rows):
+        return rows
+    _, first = np.unique(rows[:, 0] * len(texts) + rows[:, 1], return_index=True)  # a pair found in two bands
+    return rows[np.sort(first)]
+
+
+class EdgeIndex:
+    """:class:`~sftdata.filter.lsh.LSHIndex`'s decisions replayed from :func:`lsh_pairs`' verified pairs.
+
+    ``texts``: the ``against`` texts, then the distinct instructions in the order the filter will
+    check them; ``pairs`` were computed over exactly that list."""
+
+    def __init__(self, texts: list[str], against: int, pairs: np.ndarray, threshold: float) -> None:
+        self.threshold = threshold
+        self._texts = texts
+        self._against = against
+        self._added = 0
+        self._position = {text: against + i for i, text in enumerate(texts[against:])}
+        self._earlier: dict[int, list[tuple[int, float]]] = {}
+        for later, earlier, score in pairs.tolist():
+            self._earlier.setdefault(int(later), []).append((int(earlier), score))
+        self._stored: set[int] = set()
+
+    def __len__(self) -> int:
+        return len(self._stored)
+
+    def add_many(self, texts: Iterable[str]) -> None:
+        for _ in texts:  # the against texts, in order: positions 0 .. against-1
+            self._stored.add(self._added)
+            self._added += 1
+
+    def check_and_add_many(self, texts: Iterable[str]) -> list[RougeMatch]:
+        matches = []
+        for text in texts:
+            position = self._position[text]
+            best, best_doc = 0.0, -1
+            for earlier, score in sorted(self._earlier.get(position, ())):  # ties: the earliest stored
+                if earlier in self._stored and score > best:
+                    best, best_doc = score, earlier
+            novel = best <= self.threshold
+            if novel:
+                self._stored.add(position)
+            matches.append(RougeMatch(novel=novel, score=best,
+                                      most_similar=self._texts[best_doc] if best_doc >= 0 else None))
+        return matches

@@ -54,6 +54,9 @@ def filter_records(records: Iterable[Record], config: FilterConfig, against: Ite
     the ROUGE-L index to use instead of a fresh one (sftdata.cluster.dedup's precomputed decisions).
     """
     config.validate()
+    if rouge_index is None and config.rouge_blocking == "lsh" and config.enabled("rouge"):
+        records, against = list(records), list(against)  # the LSH pairs are found over all of them at once
+        rouge_index = _lsh_index(records, config, against)
     state = _State(config, rouge_index)
     if state.index is not None:
         state.index.add_many(against)
@@ -68,14 +71,18 @@ def filter_records(records: Iterable[Record], config: FilterConfig, against: Ite
 
 
 def _rouge_index(config: FilterConfig) -> Any:
-    """The exact prefix-filter index, or the MinHash-LSH blocked one (``--rouge-blocking lsh``)."""
-    if config.rouge_blocking == "lsh":
-        from .lsh import LSHIndex
-
-        return LSHIndex(config.rouge_tokenizer, config.rouge_threshold, config.lsh_bands, config.lsh_rows)
     from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
 
     return RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
+
+
+def _lsh_index(records: list[Record], config: FilterConfig, against: list[str]) -> Any:
+    """``--rouge-blocking lsh``: the pairs above the threshold among the LSH candidates of every
+    distinct instruction (a superset of those the rules let through, in the same order), replayed."""
+    from .lsh import EdgeIndex, lsh_pairs
+
+    texts = [*against, *dict.fromkeys(record.instruction for record in records)]
+    return EdgeIndex(texts, len(against), lsh_pairs(texts, config), config.rouge_threshold)
 
 
 class _State:

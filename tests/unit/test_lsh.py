@@ -16,7 +16,8 @@ from cli_helpers import run_cli
 from rouge_score import rouge_scorer
 
 from sftdata.core.records import Record, write_jsonl
-from sftdata.filter.lsh import LSHIndex
+from sftdata.filter.config import FilterConfig
+from sftdata.filter.lsh import EdgeIndex, LSHIndex, lsh_pairs
 from sftdata.filter.rouge import RougeIndex
 from sftdata.filter.tokenize import tokenize_cjk
 
@@ -51,6 +52,22 @@ def test_every_rejection_is_a_real_pair_above_the_threshold_and_near_duplicates_
     missed = sum(1 for e, m in zip(exact, matches) if not e and m.novel)
     assert len(rejected) >= 90 and missed <= len(rejected) // 20  # one word in 14 changed: LSH finds them
     assert len(index) == len(texts) - len(rejected) and index.stats["pairs_scored"] >= len(rejected)
+
+
+def test_the_batch_search_decides_as_the_incremental_index() -> None:
+    texts = near_duplicates(300, seed=5)
+    against, rest = texts[:20], texts[20:]
+    incremental = LSHIndex("auto", 0.7)
+    incremental.add_many(against)
+    expected = incremental.check_and_add_many(rest)
+    pairs = lsh_pairs(texts, FilterConfig(rouge_blocking="lsh"), tasks=3)  # 3 slices, 3 band groups
+    replay = EdgeIndex(texts, len(against), pairs, 0.7)
+    replay.add_many(against)
+    def decisions(matches):  # a kept text's score is the best candidate's: only the batch form skips those
+        return [(m.novel, None if m.novel else (m.score, m.most_similar)) for m in matches]
+
+    assert decisions(replay.check_and_add_many(rest)) == decisions(expected)
+    assert sum(not m.novel for m in expected) >= 80
 
 
 def test_chinese_near_duplicates_are_blocked_per_character() -> None:
