@@ -14,6 +14,10 @@ A record a slice rejected as too similar to a slice-mate stays rejected even whe
 later dropped by the global pass: the kept set can be slightly smaller than the one-process run's,
 never less novel. The output depends on the input, the settings and the shard count only: the same
 shard count gives byte-identical files.
+
+With ``--rouge-blocking lsh`` the slices apply the rules only, and the novelty decisions come from
+the LSH candidate search run as Ray tasks over all their survivors (cluster.dedup): the output is
+then exactly one process's ``--rouge-blocking lsh`` output, whatever the shard count.
 """
 
 from __future__ import annotations
