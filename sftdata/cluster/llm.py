@@ -124,7 +124,7 @@ class RayBackend:
 
     def summary(self) -> dict[str, Any]:
         """For stats.json: how the requests spread over the workers (attempts, retries included)."""
-        return {"workers": len(self._workers), "sent_per_worker": list(self.sent_per_worker),
+        return {"workers": len(self.sent_per_worker), "sent_per_worker": list(self.sent_per_worker),
                 "worker_failures": self.worker_failures}
 
     async def aclose(self) -> None:

@@ -123,6 +123,7 @@ def test_filter_without_ray_never_imports_ray(tmp_path):
     code = ("import sys; from sftdata.cli import main\n"
             f"try: main(['filter', {str(tmp_path / 'in.jsonl')!r}, '--out', {str(tmp_path / 'o')!r}, '--json'])\n"
             "except SystemExit as e: assert not e.code\n"
+            "import sftdata.generate.api, sftdata.judge.api, sftdata.filter.lsh, sftdata.pipeline\n"
             "assert 'ray' not in sys.modules, 'ray imported'\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
