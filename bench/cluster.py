@@ -13,7 +13,7 @@ on the cluster (sftdata.cluster.dedup), the recall (of the instructions the exac
 share LSH drops too) and the residual (pairs above the threshold left among LSH's kept texts, found by
 running the exact index over them). One line:
 
-    python bench/cluster.py --n 20000 --recall-n 1000000
+    python bench/cluster.py --n 20000 --recall-n 1000000   # --n 0: the blocking line only
 """
 
 from __future__ import annotations
@@ -47,6 +47,24 @@ def main() -> int:
     import ray
     from ray.cluster_utils import Cluster
 
+    cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
+    for _ in range(args.nodes - 1):
+        cluster.add_node(num_cpus=1)
+    ray.init(address=cluster.address, log_to_driver=False)
+    ray.get([ray.remote(lambda: 0).remote() for _ in range(args.nodes)])  # workers up before the clock
+    try:
+        if args.n:  # --n 0: the blocking line only
+            filter_line(args)
+        if args.recall_n:
+            blocking(ray, args)
+    finally:
+        ray.shutdown()
+        cluster.shutdown()
+    return 0
+
+
+def filter_line(args: argparse.Namespace) -> None:
+    """The filter, one process vs sharded on the cluster (exact mode), same input."""
     from sftdata.cluster.filter import sharded_filter_records
 
     with tempfile.TemporaryDirectory() as tmp:
@@ -56,23 +74,12 @@ def main() -> int:
         started = time.perf_counter()
         single = run_filter([inp], Path(tmp) / "one", config)
         one_s = time.perf_counter() - started
-
-        cluster = Cluster(initialize_head=True, head_node_args={"num_cpus": 1, "include_dashboard": False})
-        for _ in range(args.nodes - 1):
-            cluster.add_node(num_cpus=1)
-        ray.init(address=cluster.address, log_to_driver=False)
-        ray.get([ray.remote(lambda: 0).remote() for _ in range(args.nodes)])  # workers up before the clock
         engine = functools.partial(sharded_filter_records, address="auto", shards=args.nodes)
         started = time.perf_counter()
         sharded = run_filter([inp], Path(tmp) / "ray", config, engine=engine)
         ray_s = time.perf_counter() - started
-        print(f"cluster filter N={args.n}: {args.nodes}-node local Ray {ray_s:.1f}s vs one process {one_s:.1f}s: "
-              f"{one_s / ray_s:.2f}x; kept {sharded['accepted']} vs {single['accepted']}", flush=True)
-        if args.recall_n:
-            blocking(ray, args)
-        ray.shutdown()
-        cluster.shutdown()
-    return 0
+    print(f"cluster filter N={args.n}: {args.nodes}-node local Ray {ray_s:.1f}s vs one process {one_s:.1f}s: "
+          f"{one_s / ray_s:.2f}x; kept {sharded['accepted']} vs {single['accepted']}", flush=True)
 
 
 def blocking(ray: object, args: argparse.Namespace) -> None:
