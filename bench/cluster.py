@@ -84,8 +84,8 @@ def filter_line(args: argparse.Namespace) -> None:
 
 def blocking(ray: object, args: argparse.Namespace) -> None:
     """Exact vs LSH on the same instructions: time, recall, residual near-duplicates."""
-    from sftdata.cluster.dedup import EdgeIndex, lsh_pairs
-    from sftdata.filter.lsh import LSHIndex
+    from sftdata.cluster.dedup import ray_mapper
+    from sftdata.filter.lsh import EdgeIndex, LSHIndex, lsh_pairs
     from sftdata.filter.rouge import RougeIndex
 
     texts = list(dict.fromkeys(make_instructions(args.recall_n)))  # distinct, as the filter checks them
@@ -98,7 +98,7 @@ def blocking(ray: object, args: argparse.Namespace) -> None:
     lsh = [m.novel for k in range(0, len(texts), 512) for m in index.check_and_add_many(texts[k:k + 512])]
     lsh_s = time.process_time() - started
     started = time.perf_counter()
-    replay = EdgeIndex(texts, 0, lsh_pairs(ray, texts, config, args.nodes), 0.7)
+    replay = EdgeIndex(texts, 0, lsh_pairs(texts, config, ray_mapper(ray), args.nodes), 0.7)
     on_cluster = [m.novel for m in replay.check_and_add_many(texts)]
     cluster_s = time.perf_counter() - started
     dropped = {i for i, novel in enumerate(exact) if not novel}
