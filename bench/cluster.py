@@ -85,7 +85,7 @@ def filter_line(args: argparse.Namespace) -> None:
 def blocking(ray: object, args: argparse.Namespace) -> None:
     """Exact vs LSH on the same instructions: time, recall, residual near-duplicates."""
     from sftdata.cluster.dedup import ray_mapper
-    from sftdata.filter.lsh import EdgeIndex, LSHIndex, lsh_pairs
+    from sftdata.filter.lsh import EdgeIndex, lsh_pairs
     from sftdata.filter.rouge import RougeIndex
 
     texts = list(dict.fromkeys(make_instructions(args.recall_n)))  # distinct, as the filter checks them
@@ -94,8 +94,9 @@ def blocking(ray: object, args: argparse.Namespace) -> None:
     started = time.process_time()
     exact = [m.novel for m in RougeIndex("auto", 0.7).check_and_add_many(texts)]
     exact_s = time.process_time() - started
-    started, index = time.process_time(), LSHIndex("auto", 0.7, config.lsh_bands, config.lsh_rows)
-    lsh = [m.novel for k in range(0, len(texts), 512) for m in index.check_and_add_many(texts[k:k + 512])]
+    started = time.process_time()  # what `filter --rouge-blocking lsh` does in one process
+    pairs = lsh_pairs(texts, config)
+    lsh = [m.novel for m in EdgeIndex(texts, 0, pairs, 0.7).check_and_add_many(texts)]
     lsh_s = time.process_time() - started
     started = time.perf_counter()
     replay = EdgeIndex(texts, 0, lsh_pairs(texts, config, ray_mapper(ray), args.nodes), 0.7)
