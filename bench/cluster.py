@@ -40,7 +40,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=20_000)
     parser.add_argument("--nodes", type=int, default=2)
-    parser.add_argument("--recall-n", type=int, default=200_000, help="instructions for the blocking recall (0: skip)")
+    parser.add_argument("--recall-n", type=int, default=100_000, help="instructions for the blocking recall (0: skip)")
     parser.add_argument("--bands", type=int, default=None)
     parser.add_argument("--rows", type=int, default=None)
     args = parser.parse_args()
