@@ -11,10 +11,10 @@ the data (how far above 0.538 its near-duplicates' Jaccard sits), measured by be
 against the exact filter, and docs/cluster.md gives the numbers. CJK text is tokenized per
 character exactly as the exact filter does (``--rouge-tokenizer``), so the blocking is CJK-aware.
 
-Per text the cost is bounded: one signature (``bands * rows`` hashes of its elements, vectorized
-over a chunk of texts), ``bands`` dictionary probes and an LCS per candidate, whatever the corpus
-holds. The exact index (the default) is exact and fast on ordinary data; its cost grows with how
-many stored texts share a text's rarest elements (templated data), the blocking's does not.
+Per text the cost is one signature (``bands * rows`` hashes of its elements, vectorized over a
+chunk of texts), ``bands`` bucket keys and an LCS per candidate; the candidates per text grow with
+the corpus when unrelated texts share many frequent tokens (measured in docs/cluster.md: the exact
+index is faster on one machine; the blocking's point is that its search splits over a cluster).
 Element hashes are CRC-32 based, not Python's ``hash``, so signatures are the same in every process
 (Ray workers, reruns): the output is deterministic.
 """
