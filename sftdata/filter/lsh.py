@@ -87,9 +87,10 @@ def pair_scores(toks, start, left, right):
 
 
 class LSHIndex:
-    """Kept texts in ``bands`` LSH tables; the :class:`~sftdata.filter.rouge.RougeIndex` calls the
-    filter uses (``add_many``, ``check_and_add_many``, ``len``). ``score`` / ``most_similar`` of a
-    match are the best verified candidate's (0.0 / None when LSH proposed none)."""
+    """Kept texts in ``bands`` LSH tables, checked one at a time: the incremental reference of the batch
+    form the filter runs (:func:`lsh_pairs` + :class:`EdgeIndex`, tested to decide the same), with the
+    :class:`~sftdata.filter.rouge.RougeIndex` calls (``add_many``, ``check_and_add_many``, ``len``).
+    ``score`` / ``most_similar`` of a match are the best verified candidate's (0.0 / None: none)."""
 
     def __init__(self, tokenizer: str = "auto", threshold: float = 0.7, bands: int = DEFAULT_BANDS,
                  rows: int = DEFAULT_ROWS) -> None:
