@@ -14,6 +14,10 @@ A record a slice rejected as too similar to a slice-mate stays rejected even whe
 later dropped by the global pass: the kept set can be slightly smaller than the one-process run's,
 never less novel. The output depends on the input, the settings and the shard count only: the same
 shard count gives byte-identical files.
+
+With ``--rouge-blocking lsh`` the slices apply the rules only, and the novelty decisions come from
+the LSH candidate search run as Ray tasks over all their survivors (cluster.dedup): the output is
+then exactly one process's ``--rouge-blocking lsh`` output, whatever the shard count.
 """
 
 from __future__ import annotations
@@ -44,12 +48,28 @@ def sharded_filter_records(records: list[Record], config: FilterConfig, against:
     journal_dir.mkdir(parents=True, exist_ok=True)
     key = _key(config, against, count)
     paths = [journal_dir / f"filter-{key}-{k:04d}-{_digest(part)}.jsonl" for k, part in enumerate(slices)]
+    blocked = config.rouge_blocking == "lsh" and config.enabled("rouge")
+    # lsh: the slices apply the rules only; the candidate search runs on the cluster over all of them
+    shard_config = dataclasses.replace(config, disabled=config.disabled | {"rouge", "duplicate"}) if blocked else config
     task = ray.remote(max_retries=3, retry_exceptions=False)(_filter_shard)
-    pending = [task.remote(part, config, against, str(path))
+    pending = [task.remote(part, shard_config, against, str(path))
                for part, path in zip(slices, paths) if not path.exists()]
     ray.get(pending)  # a worker that dies is retried by Ray (max_retries); journals are whole files
     local = [pair for path, part in zip(paths, slices) for pair in _read_journal(path, part)]
-    return _global_pass(local, config, against)
+    index = _cluster_lsh(ray, local, config, against, count) if blocked else None
+    return _global_pass(local, config, against, index)
+
+
+def _cluster_lsh(ray: Any, local: list[tuple[Record, Verdict]], config: FilterConfig, against: list[str],
+                 tasks: int) -> Any:
+    """The LSH decisions for the rules' survivors, from pairs the cluster found (cluster.dedup)."""
+    from ..filter.lsh import EdgeIndex, lsh_pairs
+    from .dedup import ray_mapper
+
+    distinct = list(dict.fromkeys(record.instruction for record, verdict in local if verdict is None))
+    texts = [*against, *distinct]
+    pairs = lsh_pairs(texts, config, ray_mapper(ray), tasks)
+    return EdgeIndex(texts, len(against), pairs, config.rouge_threshold)
 
 
 def _filter_shard(part: list[Record], config: FilterConfig, against: list[str], path: str) -> str:
@@ -79,13 +99,13 @@ def _read_journal(path: Path, part: list[Record]) -> list[tuple[Record, Verdict]
     return pairs
 
 
-def _global_pass(local: list[tuple[Record, Verdict]], config: FilterConfig,
-                 against: list[str]) -> list[tuple[Record, Verdict]]:
+def _global_pass(local: list[tuple[Record, Verdict]], config: FilterConfig, against: list[str],
+                 index: Any = None) -> list[tuple[Record, Verdict]]:
     """ROUGE-L novelty and the duplicate rule over the slices' kept records, in input order."""
     only_global = dataclasses.replace(config, disabled=frozenset(RULES) - {"rouge", "duplicate"} | config.disabled,
                                       instance_rules=False)
     survivors = [record for record, verdict in local if verdict is None]
-    decided = iter(filter_records(survivors, only_global, against))
+    decided = iter(filter_records(survivors, only_global, against, rouge_index=index))
     return [next(decided) if verdict is None else (record, verdict) for record, verdict in local]
 
 

@@ -216,6 +216,9 @@ def _summary(stage: Stage, llm: LLM, started: float) -> dict[str, Any]:
     # this directory paid, rolled-back rounds and requests cut off by a kill included
     summary["llm"] = {**asdict(llm.stats), **llm.spend.summary(), "backend": llm.backend.name,
                       "model": llm.model_name}
+    cluster = getattr(llm.backend, "summary", None)  # --ray: how the requests spread over the workers
+    if cluster is not None:
+        summary["llm"]["ray"] = cluster()
     summary["seconds"] = round(time.perf_counter() - started, 2)
     return summary
 

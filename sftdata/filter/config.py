@@ -25,6 +25,14 @@ class FilterConfig:
                                    help="rouge: rouge-score's tokens exactly (Chinese gets none); cjk: one token "
                                         "per CJK character; auto: per text, identical to rouge on text without "
                                         "CJK characters.")
+    rouge_blocking: str = setting("exact", choices=("exact", "lsh"),
+                                  help="exact: every decision is rouge-score's (prefix-filter index). lsh: "
+                                       "MinHash-LSH candidates, each verified with exact ROUGE-L: bounded cost per "
+                                       "instruction at tens of millions, a measured recall below 1 "
+                                       "(docs/cluster.md).")
+    lsh_bands: int = setting(32, help="With --rouge-blocking lsh: LSH bands (more: higher recall, more candidates).")
+    lsh_rows: int = setting(6, help="With --rouge-blocking lsh: MinHash rows per band (more: fewer false "
+                                    "candidates, lower recall).")
     lang: str | None = setting(None, help="Expected language (en, zh, ...): others are rejected. Default: each "
                                           "record's own lang field; no language rule for records without one.")
     min_words: int = setting(3, help="An instruction needs more than this many words (CJK text: characters).")
@@ -54,6 +62,11 @@ class FilterConfig:
         if self.rouge_tokenizer not in TOKENIZERS:
             raise ConfigError(f"must be one of {', '.join(TOKENIZERS)}, got {self.rouge_tokenizer!r}",
                               "--rouge-tokenizer")
+        if self.rouge_blocking not in ("exact", "lsh"):
+            raise ConfigError(f"must be exact or lsh, got {self.rouge_blocking!r}", "--rouge-blocking")
+        for name in ("lsh_bands", "lsh_rows"):
+            if getattr(self, name) < 1:
+                raise ConfigError(f"must be at least 1, got {getattr(self, name)}", f"--{name.replace('_', '-')}")
         if self.lang is not None and self.lang not in known_langs():
             raise ConfigError(f"unknown language {self.lang!r} (e.g. {', '.join(LANGS)})", "--lang")
         for name, low, high in (("words", self.min_words, self.max_words), ("chars", self.min_chars, self.max_chars)):

@@ -44,16 +44,20 @@ Verdict = tuple[str, dict[str, Any]] | None
 Engine = Callable[[list[Record], FilterConfig, list[str], Path], Iterable[tuple[Record, Verdict]]]
 
 
-def filter_records(records: Iterable[Record], config: FilterConfig,
-                   against: Iterable[str] = ()) -> Iterator[tuple[Record, Verdict]]:
+def filter_records(records: Iterable[Record], config: FilterConfig, against: Iterable[str] = (),
+                   rouge_index: Any = None) -> Iterator[tuple[Record, Verdict]]:
     """Yield ``(record, None)`` for a kept record (a copy whose meta holds ``rouge_max`` and
     ``most_similar``) or ``(record, (reason, detail))`` for a rejected one, in input order.
 
     ``against``: texts preloaded into the ROUGE-L index (never yielded). Streams: holds the index
-    and one chunk of records. ``config.instance_rules`` None counts as on here.
+    and one chunk of records. ``config.instance_rules`` None counts as on here. ``rouge_index``:
+    the ROUGE-L index to use instead of a fresh one (sftdata.cluster.dedup's precomputed decisions).
     """
     config.validate()
-    state = _State(config)
+    if rouge_index is None and config.rouge_blocking == "lsh" and config.enabled("rouge"):
+        records, against = list(records), list(against)  # the LSH pairs are found over all of them at once
+        rouge_index = _lsh_index(records, config, against)
+    state = _State(config, rouge_index)
     if state.index is not None:
         state.index.add_many(against)
     chunk: list[Record] = []
@@ -66,13 +70,25 @@ def filter_records(records: Iterable[Record], config: FilterConfig,
         yield from state.run(chunk)
 
 
-class _State:
-    def __init__(self, config: FilterConfig) -> None:
-        from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
+def _rouge_index(config: FilterConfig) -> Any:
+    from .rouge import RougeIndex  # numpy + numba: loaded by a filter run, not by `import`
 
+    return RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
+
+
+def _lsh_index(records: list[Record], config: FilterConfig, against: list[str]) -> Any:
+    """``--rouge-blocking lsh``: the pairs above the threshold among the LSH candidates of every
+    distinct instruction (a superset of those the rules let through, in the same order), replayed."""
+    from .lsh import EdgeIndex, lsh_pairs
+
+    texts = [*against, *dict.fromkeys(record.instruction for record in records)]
+    return EdgeIndex(texts, len(against), lsh_pairs(texts, config), config.rouge_threshold)
+
+
+class _State:
+    def __init__(self, config: FilterConfig, index: Any = None) -> None:
         self.config = config
-        self.index = (RougeIndex(config.rouge_tokenizer, config.rouge_threshold)
-                      if config.enabled("rouge") else None)
+        self.index = (index if index is not None else _rouge_index(config)) if config.enabled("rouge") else None
         self.instances = config.instance_rules is not False
         self.kept_prompts: set[tuple[str, str]] = set()  # (instruction, input) of kept records
         self.task_verdicts: dict[str, RougeMatch] = {}  # instruction -> ROUGE-L verdict of its first record
@@ -95,7 +111,8 @@ class _State:
             stored = len(self.index)
             for text, match in zip(texts, self.index.check_and_add_many(texts)):
                 if match.novel:  # check's neighbour is a lower bound: the exact one, among those before it
-                    match = self.index.nearest(text, among=stored) if stored <= EXACT_NEAREST_MAX else \
+                    exact = stored <= EXACT_NEAREST_MAX and self.config.rouge_blocking == "exact"
+                    match = self.index.nearest(text, among=stored) if exact else \
                         dataclasses.replace(match, score=None, most_similar=None)  # unknown, not a guess
                     stored += 1
                 self.task_verdicts[text] = match

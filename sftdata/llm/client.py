@@ -59,6 +59,15 @@ class LLMConfig:
     max_reply_bytes: int = setting(4 * 1024 * 1024, hashed=False,
                                    help="Longest reply body read from the endpoint; a longer one is a failed "
                                         "attempt (retried), never read whole.")
+    ray: str | None = setting(
+        None, hashed=False, metavar="ADDRESS|auto|local",  # same requests, same answers: no output changes
+        help="Send the requests from Ray workers (needs sftdata[ray]; docs/cluster.md): 'local' starts a Ray "
+             "instance here, 'auto' joins this node's cluster, or the head's address. Cache, budget and "
+             "journals stay with this process, so the budget holds for the whole cluster.")
+    ray_workers: int | None = setting(None, hashed=False,
+                                      help="With --ray: worker actors, each with --concurrency requests in "
+                                           "flight over its share of the --base-url replicas (default: one "
+                                           "per node).")
     token_param: str = setting("max_tokens", hashed=False, choices=("max_tokens", "max_completion_tokens"),
                                help="Name of the reply-length parameter sent to the endpoint. Newer OpenAI "
                                     "models want max_completion_tokens; a 400 saying so switches to it anyway.")
@@ -100,6 +109,11 @@ class LLMConfig:
             raise ConfigError("needs --price-in and --price-out to know what a request costs", "--max-cost")
         if self.base_urls and not self.model:
             raise ConfigError("an endpoint needs a model name", "--model")
+        if self.ray is not None and self.backend != "openai":
+            raise ConfigError("drives OpenAI-compatible endpoints from Ray workers (run a vLLM server per "
+                              "node); the local backend runs in this process", "--ray")
+        if self.ray_workers is not None and (self.ray is None or self.ray_workers < 1):
+            raise ConfigError("needs --ray and must be at least 1", "--ray-workers")
         if self.max_reply_bytes < 1024:
             raise ConfigError("must be at least 1024", "--max-reply-bytes")
         for url in self.base_urls:
@@ -365,6 +379,10 @@ BACKENDS: dict[str, Callable[[LLMConfig], Backend]] = {
 
 def make_backend(config: LLMConfig) -> Backend:
     config.validate()
+    if config.ray is not None:
+        from ..cluster.llm import RayBackend  # ray only when asked for
+
+        return RayBackend(config, BACKENDS[config.backend])
     return BACKENDS[config.backend](config)
 
 

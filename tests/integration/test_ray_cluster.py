@@ -1,6 +1,8 @@
 """``--ray``: the filter sharded on a real two-node Ray cluster (ray.cluster_utils.Cluster, one
 machine), checked with rouge-score's own scorer; a worker killed mid-shard; byte-identical reruns;
-and the single-machine path never importing ray."""
+the single-machine path never importing ray. And the LLM stages on the cluster (``llm.ray``) against
+the loopback server: generate with a worker actor killed mid-run equals the one-process run (but for the
+servers' request ids); ``sftdata run``'s judge holds ``max_requests`` across the workers and resumes paying nothing twice."""
 
 from __future__ import annotations
 
@@ -8,11 +10,24 @@ import json
 import os
 import subprocess
 import sys
+import threading
+import time
+from collections import Counter
 from pathlib import Path
 
 import pytest
+import yaml
+from cli_helpers import run_cli
+from generate_replies import make_reply
+from run_files import body_key, read_rows
+from seed_tasks import SEEDS_EN, write_seeds
+from test_generate import without_server_ids
+from test_judge import judge_reply
+from test_judge_pipeline import write_config as judge_config
 
 from sftdata.core.records import Record, write_jsonl
+from sftdata.generate import GenerateConfig, generate
+from sftdata.llm.client import LLMConfig
 
 ROOT = Path(__file__).resolve().parents[2]
 KILLED_SHARD = "0001"  # every run's shard 1 dies once, mid-shard (the marker is per output directory)
@@ -47,7 +62,7 @@ def ray_cluster():
     os.environ.pop("SFTDATA_TEST_KILL_SHARD", None)
 
 
-def _run(tmp_path: Path, name: str, shards: int) -> Path:
+def _run(tmp_path: Path, name: str, shards: int, extra: tuple[str, ...] = ()) -> Path:
     from sftdata.cli import main
 
     inp = tmp_path / "in.jsonl"
@@ -55,7 +70,7 @@ def _run(tmp_path: Path, name: str, shards: int) -> Path:
         write_jsonl(inp, _records())
     out = tmp_path / name
     try:
-        main(["filter", str(inp), "--out", str(out), "--ray", "auto", "--shards", str(shards), "--json"])
+        main(["filter", str(inp), "--out", str(out), "--ray", "auto", "--shards", str(shards), "--json", *extra])
     except SystemExit as exc:
         assert not exc.code
     return out
@@ -87,12 +102,100 @@ def test_same_shard_count_is_byte_identical_and_a_rerun_reuses_journals(ray_clus
     assert [p.stat().st_mtime_ns for p in journals] == stamps
 
 
+def test_lsh_blocking_on_the_cluster_decides_as_one_process(ray_cluster, tmp_path):
+    from sftdata.cli import main
+
+    inp = tmp_path / "in.jsonl"
+    write_jsonl(inp, _records())
+    try:
+        main(["filter", str(inp), "--out", str(tmp_path / "one"), "--rouge-blocking", "lsh", "--json"])
+    except SystemExit as exc:
+        assert not exc.code
+    out = _run(tmp_path, "lsh", shards=3, extra=("--rouge-blocking", "lsh"))
+    for name in ("accepted.jsonl", "rejected.jsonl"):
+        assert (out / name).read_bytes() == (tmp_path / "one" / name).read_bytes(), name
+    reasons = Counter(json.loads(line)["reason"] for line in (out / "rejected.jsonl").open())
+    assert reasons["rouge"] > 10
+
+
 def test_filter_without_ray_never_imports_ray(tmp_path):
     write_jsonl(tmp_path / "in.jsonl", _records(20))
     code = ("import sys; from sftdata.cli import main\n"
             f"try: main(['filter', {str(tmp_path / 'in.jsonl')!r}, '--out', {str(tmp_path / 'o')!r}, '--json'])\n"
             "except SystemExit as e: assert not e.code\n"
+            "import sftdata.generate.api, sftdata.judge.api, sftdata.filter.lsh, sftdata.pipeline\n"
             "assert 'ray' not in sys.modules, 'ray imported'\n")
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     done = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, timeout=300)
     assert done.returncode == 0, done.stderr[-2000:]
+
+
+# ---------------------------------------------------------------- LLM stages on the cluster (llm.ray)
+
+def _llm(server, **overrides) -> LLMConfig:
+    values = dict(base_urls=[server.url], model="test-model", concurrency=4, max_attempts=4, retry_base=0.01,
+                  timeout=10)
+    return LLMConfig(**{**values, **overrides})
+
+
+def _kill_a_worker_when(server, sent: int) -> threading.Thread:
+    """Once the server got ``sent`` requests, kill worker 0 (Ray restarts it): requests die with it."""
+    import ray
+
+    from sftdata.cluster.llm import WORKER_PREFIX
+
+    def kill() -> None:
+        deadline = time.time() + 120
+        while server.count < sent and time.time() < deadline:
+            time.sleep(0.01)
+        name = next(n for n in ray.util.list_named_actors() if n.startswith(WORKER_PREFIX) and n.endswith("-0"))
+        ray.kill(ray.get_actor(name), no_restart=False)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_generate_on_ray_equals_one_process_and_survives_a_killed_worker(ray_cluster, tmp_path, make_server):
+    seeds = write_seeds(tmp_path / "seeds.jsonl", SEEDS_EN)
+    config = GenerateConfig(seeds=[str(seeds)], num_instructions=16, instances_per_task=2, round_size=4)
+    reference = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"))
+    generate(config, _llm(reference), tmp_path / "one", progress=False)
+
+    server = make_server(reply=make_reply([s[0] for s in SEEDS_EN], "en"), latency=0.2)
+    killer = _kill_a_worker_when(server, sent=10)
+    summary = generate(config, _llm(server, ray="auto", ray_workers=2), tmp_path / "ray", progress=False)
+    killer.join(5)
+    cluster = summary["llm"]["ray"]
+    assert cluster["workers"] == 2 and all(cluster["sent_per_worker"]) and cluster["worker_failures"] >= 1
+    for name in ("accepted.jsonl", "rejected.jsonl", "instructions.jsonl"):  # the same, but the servers' ids
+        ray_rows, one_rows = read_rows(tmp_path / "ray" / name), read_rows(tmp_path / "one" / name)
+        assert without_server_ids(ray_rows) == without_server_ids(one_rows), name
+    # only requests the dead worker held were sent again; none whose answer had come back
+    twice = sum(n - 1 for n in Counter(body_key(b) for b in server.bodies).values())
+    assert twice <= cluster["worker_failures"]
+    assert summary["llm"]["sent"] == summary["llm"]["paid_requests"] == reference.count
+    sent = server.count
+    generate(config, _llm(server, ray="auto", ray_workers=2), tmp_path / "ray", progress=False)
+    assert server.count == sent  # the driver "restarted": everything answered comes from its cache
+
+
+def test_run_judge_on_ray_holds_the_budget_across_workers_and_resumes(ray_cluster, tmp_path, make_server, capsys):
+    server = make_server(reply=judge_reply, latency=0.05)
+    config = judge_config(tmp_path, server.url, judge={"rubric": "self-instruct"})
+    raw = yaml.safe_load(config.read_text())
+    raw["llm"].update(ray="auto", ray_workers=2, concurrency=8, max_requests=4)
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    out = tmp_path / "run"
+    code, _, err = run_cli(["run", str(config), "--out", str(out), "--no-progress"], capsys)
+    assert code == 0 and "budget reached (--max-requests 4" in err, err
+    assert server.count == 4  # 2 workers x 8 in flight, and still exactly the budget
+    code, _, err = run_cli(["run", str(config), "--out", str(out), "--no-progress", "--set", "llm.max_requests=50"],
+                           capsys)
+    assert code == 0, err
+    keys = [body_key(body) for body in server.bodies]
+    assert server.count == 9 and len(set(keys)) == 9  # the 4 paid answers came from the cache
+    judged = [json.loads(x) for x in (out / "judge" / "accepted.jsonl").read_text().splitlines()]
+    assert len(judged) == 9
+    stats = json.loads((out / "judge" / "stats.json").read_text())
+    assert stats["llm"]["ray"]["workers"] == 2 and stats["llm"]["paid_requests"] == 9
