@@ -15,28 +15,7 @@ from sftdata.export_model.gguf_writer import permute_for_llama_cpp, write_gguf
 from sftdata.export_model.ollama import modelfile
 from sftdata.export_model.stage import export_model
 from sftdata.export_model.verify import load_gguf
-from sftdata.finetune.tiny import tiny_llama_dir
-
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-
-
-def bpe_tokenizer():
-    """A byte-level BPE with real merges, trained in milliseconds (GGUF's gpt2 vocabulary needs merges)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(["Hello, GGUF world! The quick brown fox jumps over the lazy dog."] * 20,
-                                trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
-                                        eos_token="<|im_end|>", unk_token="<unk>")
-    tokenizer.chat_template = CHATML
-    return tokenizer
+from sftdata.finetune.tiny import CHATML, bpe_tokenizer, tiny_llama_dir
 
 
 @pytest.fixture(scope="module")
