@@ -43,7 +43,8 @@ def transformers_side(path: Path, prompts: int, new_tokens: int) -> tuple[list[s
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": r.instruction}], tokenize=False,
                                            add_generation_prompt=True) for r in records]
     ids = [tokenizer(text, add_special_tokens=False).input_ids for text in texts]
-    eos = {tokenizer.eos_token_id, *(model.generation_config.eos_token_id or [])} - {None}
+    configured = model.generation_config.eos_token_id
+    eos = {tokenizer.eos_token_id, *(configured if isinstance(configured, list) else [configured])} - {None}
     continuations = []
     with torch.no_grad():
         for prompt in ids:

@@ -105,7 +105,8 @@ def test_export_writes_modelfile_usage_and_summary(tiny_dir, tmp_path):
     text = (out / "Modelfile").read_text()
     assert text.startswith(f"FROM ./{tiny_dir.name}.f16.gguf") and 'PARAMETER stop "<|im_end|>"' in text
     assert "<|im_start|>{{ .Role }}" in text
-    assert "ollama create" in (out / "USAGE.md").read_text()
+    usage = (out / "USAGE.md").read_text()
+    assert "ollama create" in usage and f"--model {tiny_dir.name}.f16.gguf" in usage
     assert json.loads((out / "export.json").read_text())["files"] == summary["files"]
 
 
