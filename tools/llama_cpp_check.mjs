@@ -7,9 +7,9 @@ import {pathToFileURL} from "node:url";
 
 const [moduleDir, modelPath, promptsPath, newTokens] = process.argv.slice(2);
 const {getLlama, LlamaLogLevel} = await import(pathToFileURL(join(moduleDir, "dist", "index.js")).href);
-const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error});
+const llama = await getLlama({gpu: false, build: "never", logLevel: LlamaLogLevel.error, maxThreads: 1});
 const model = await llama.loadModel({modelPath});
-const context = await model.createContext({contextSize: 1024, sequences: 1});
+const context = await model.createContext({contextSize: 1024, sequences: 1, threads: 1});
 const results = [];
 for (const prompt of JSON.parse(readFileSync(promptsPath, "utf8"))) {
     const ids = model.tokenize(prompt, true);  // special tokens (<|im_start|>...) parsed as such

@@ -5,9 +5,10 @@ PyPI, and node-llama-cpp installs from npm with one command) and in transformers
 the packaged held-out prompts rendered with the file's own chat template, and compares:
 
 - tokenization: the ids llama.cpp gives each chat-formatted prompt vs the HF tokenizer's;
-- greedy continuations: tokens llama.cpp picks vs transformers on the same file's weights
-  (llama.cpp computes q8_0 with quantized activations, so late divergence is expected; an early
-  one means a wrong tensor layout, rope or norm setting).
+- greedy continuations: tokens llama.cpp picks vs transformers on the same file's weights, or with
+  ``--reference DIR`` on the float32 model it was written from (llama.cpp computes q8_0 with quantized
+  activations, so late divergence is expected; an early one means a wrong tensor layout, rope or
+  norm setting). llama.cpp runs on one thread: its spinning thread pool crawls on a shared machine.
 
     npm install --prefix /tmp/nllc node-llama-cpp@3      # once, about 700 MB
     python tools/llama_cpp_check.py out/model.q8_0.gguf --node-llama-cpp /tmp/nllc/node_modules/node-llama-cpp
@@ -31,14 +32,17 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 
-def transformers_side(path: Path, prompts: int, new_tokens: int) -> tuple[list[str], list[list[int]], list[list[int]]]:
-    """(chat-formatted prompts, their HF ids, transformers' greedy continuation of each)."""
+def transformers_side(path: Path, prompts: int, new_tokens: int,
+                      reference: Path | None) -> tuple[list[str], list[list[int]], list[list[int]]]:
+    """(chat-formatted prompts, their HF ids, transformers' greedy continuation of each), from the
+    GGUF dequantized, or from ``reference`` (the HF model the GGUF was written from)."""
     import torch
 
     from sftdata.eval.stage import load_eval_records
     from sftdata.export_model.verify import DEFAULT_PROMPTS, load_gguf
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
 
-    model, tokenizer = load_gguf(path)
+    model, tokenizer = load_model_and_tokenizer(str(reference)) if reference else load_gguf(path)
     records, _ = load_eval_records([DEFAULT_PROMPTS], limit=prompts)
     texts = [tokenizer.apply_chat_template([{"role": "user", "content": r.instruction}], tokenize=False,
                                            add_generation_prompt=True) for r in records]
@@ -65,8 +69,10 @@ def main() -> int:
     parser.add_argument("--node-llama-cpp", type=Path, required=True, help="node_modules/node-llama-cpp")
     parser.add_argument("--prompts", type=int, default=8)
     parser.add_argument("--new-tokens", type=int, default=16)
+    parser.add_argument("--reference", type=Path, help="compare with this HF model directory (the one the "
+                                                       "GGUF was written from) instead of the GGUF dequantized")
     args = parser.parse_args()
-    texts, hf_ids, hf_greedy = transformers_side(args.gguf, args.prompts, args.new_tokens)
+    texts, hf_ids, hf_greedy = transformers_side(args.gguf, args.prompts, args.new_tokens, args.reference)
     with tempfile.NamedTemporaryFile("w", suffix=".json", delete=False) as f:
         json.dump(texts, f)
     proc = subprocess.run(["node", str(ROOT / "tools" / "llama_cpp_check.mjs"), str(args.node_llama_cpp),
