@@ -76,6 +76,9 @@ def usage(name: str, gguf_name: str) -> str:
     llama-cli -m {gguf_name} -cnv
     llama-server -m {gguf_name} --port 8080     # OpenAI-compatible: sftdata --base-url http://localhost:8080/v1
 
+    # sftdata's local engine (dequantized once, cached under $SFTDATA_HOME/models/gguf)
+    sftdata llm chat "Name three primary colors." --model {gguf_name}
+
     # transformers (dequantizes on load)
     AutoModelForCausalLM.from_pretrained(".", gguf_file="{gguf_name}")
 

@@ -19,7 +19,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..core.errors import ConfigError
-from ..llm.local.embedded import embedded_model_dir, load_model_and_tokenizer, native_bf16
+from ..llm.local.embedded import embedded_model_dir, load_model_and_tokenizer, native_bf16, resolve_model_dir
 from .batching import Batch
 from .data import IGNORE
 
@@ -37,15 +37,14 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> floa
 
 
 def load_base(base_model: str | None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, str]:
-    """(model, tokenizer, resolved directory). None means the embedded SmolLM2-135M-Instruct."""
-    if base_model is not None:
-        path = Path(base_model)
-        if not (path / "config.json").is_file():
-            raise ConfigError(f"{base_model} is not a Hugging Face model directory (no config.json)",
-                              "--base-model")
-    model, tokenizer = load_model_and_tokenizer(base_model, dtype=dtype)
-    resolved = Path(base_model) if base_model is not None else embedded_model_dir()
-    return model, tokenizer, str(resolved.resolve())
+    """(model, tokenizer, resolved path). None means the embedded SmolLM2-135M-Instruct; a ``.gguf``
+    file loads dequantized (and is what the adapter records as its base, not the cache directory)."""
+    if base_model is None:
+        model, tokenizer = load_model_and_tokenizer(None, dtype=dtype)
+        return model, tokenizer, str(embedded_model_dir().resolve())
+    directory = resolve_model_dir(base_model, option="--base-model")
+    model, tokenizer = load_model_and_tokenizer(str(directory), dtype=dtype)
+    return model, tokenizer, str(Path(base_model).expanduser().resolve())
 
 
 # ---------------------------------------------------------------- device, precision, memory

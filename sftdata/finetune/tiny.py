@@ -2,6 +2,8 @@
 
 * :func:`byte_tokenizer`: byte-level BPE with no merges (any text, ~260 ids), ``<s>``/``</s>``,
   adds a BOS on encode like Llama's, no pad token, no chat template unless given one.
+* :func:`bpe_tokenizer`: a byte-level BPE trained on one sentence (400 ids, real merges, as a GGUF
+  ``gpt2`` vocabulary needs), ChatML special tokens and template.
 * :func:`smollm2_tokenizer`: the embedded model's real tokenizer (chat template, ``<|im_end|>`` as
   both EOS and pad), from the dequantized cache when present, else straight from the GGUF.
 * :func:`tiny_llama_dir`: a random Llama of a few thousand parameters saved with a tokenizer as a
@@ -19,6 +21,10 @@ BOS_TEMPLATE = (
     "{{ bos_token }}{% for message in messages %}<|{{ message['role'] }}|>\n{{ message['content'] }}"
     "{{ eos_token }}\n{% endfor %}{% if add_generation_prompt %}<|assistant|>\n{% endif %}"
 )
+
+# ChatML, SmolLM2's and Qwen's chat format
+CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
+          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
 
 
 def byte_tokenizer(chat_template: str | None = None, add_bos: bool = True) -> Any:
@@ -39,6 +45,24 @@ def byte_tokenizer(chat_template: str | None = None, add_bos: bool = True) -> An
                                         unk_token="<unk>")
     if chat_template:
         tokenizer.chat_template = chat_template
+    return tokenizer
+
+
+def bpe_tokenizer() -> Any:
+    """A byte-level BPE with real merges, trained in milliseconds (GGUF's gpt2 vocabulary needs merges)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+    from transformers import PreTrainedTokenizerFast
+
+    backend = Tokenizer(models.BPE(unk_token="<unk>"))
+    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    backend.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
+                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
+    backend.train_from_iterator(["Hello, GGUF world! The quick brown fox jumps over the lazy dog."] * 20,
+                                trainer=trainer)
+    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
+                                        eos_token="<|im_end|>", unk_token="<unk>")
+    tokenizer.chat_template = CHATML
     return tokenizer
 
 

@@ -15,28 +15,7 @@ from sftdata.export_model.gguf_writer import permute_for_llama_cpp, write_gguf
 from sftdata.export_model.ollama import modelfile
 from sftdata.export_model.stage import export_model
 from sftdata.export_model.verify import load_gguf
-from sftdata.finetune.tiny import tiny_llama_dir
-
-CHATML = ("{% for message in messages %}{{'<|im_start|>' + message['role'] + '\\n' + message['content'] + "
-          "'<|im_end|>' + '\\n'}}{% endfor %}{% if add_generation_prompt %}{{ '<|im_start|>assistant\\n' }}{% endif %}")
-
-
-def bpe_tokenizer():
-    """A byte-level BPE with real merges, trained in milliseconds (GGUF's gpt2 vocabulary needs merges)."""
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
-    from transformers import PreTrainedTokenizerFast
-
-    backend = Tokenizer(models.BPE(unk_token="<unk>"))
-    backend.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    backend.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(vocab_size=400, special_tokens=["<unk>", "<|im_start|>", "<|im_end|>"],
-                                  initial_alphabet=pre_tokenizers.ByteLevel.alphabet())
-    backend.train_from_iterator(["Hello, GGUF world! The quick brown fox jumps over the lazy dog."] * 20,
-                                trainer=trainer)
-    tokenizer = PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<|im_start|>",
-                                        eos_token="<|im_end|>", unk_token="<unk>")
-    tokenizer.chat_template = CHATML
-    return tokenizer
+from sftdata.finetune.tiny import CHATML, bpe_tokenizer, tiny_llama_dir
 
 
 @pytest.fixture(scope="module")
@@ -126,7 +105,8 @@ def test_export_writes_modelfile_usage_and_summary(tiny_dir, tmp_path):
     text = (out / "Modelfile").read_text()
     assert text.startswith(f"FROM ./{tiny_dir.name}.f16.gguf") and 'PARAMETER stop "<|im_end|>"' in text
     assert "<|im_start|>{{ .Role }}" in text
-    assert "ollama create" in (out / "USAGE.md").read_text()
+    usage = (out / "USAGE.md").read_text()
+    assert "ollama create" in usage and f"--model {tiny_dir.name}.f16.gguf" in usage
     assert json.loads((out / "export.json").read_text())["files"] == summary["files"]
 
 
@@ -136,3 +116,48 @@ def test_modelfile_for_llama3_and_unknown_formats():
     assert "PARAMETER temperature 0.6" in llama3
     plain = modelfile("m.gguf", "{{ bos_token }}{{ content }}", 2048, {})
     assert "TEMPLATE" not in plain and "stop" not in plain
+
+
+def test_local_backend_serves_an_exported_gguf(tiny_dir, tmp_path, capsys, monkeypatch):
+    """`--model FILE.gguf`: dequantized once into $SFTDATA_HOME/models/gguf, then served like a directory."""
+    from cli_helpers import run_cli
+
+    monkeypatch.setenv("SFTDATA_HOME", str(tmp_path / "home"))
+    f32 = write_gguf(tiny_dir, tmp_path / "tiny.f32.gguf", "f32")["file"]
+    chat = ["llm", "chat", "Hello, GGUF world!", "--max-tokens", "12"]
+    code, from_dir, err = run_cli([*chat, "--model", str(tiny_dir)], capsys)
+    assert code == 0 and from_dir.strip(), err
+    code, from_gguf, err = run_cli([*chat, "--model", f32], capsys)
+    assert code == 0, err
+    assert from_gguf == from_dir  # the same weights: the same greedy reply
+    cached = list((tmp_path / "home" / "models" / "gguf").iterdir())
+    assert [p.name[:len("tiny.f32-")] for p in cached] == ["tiny.f32-"]
+    built = (cached[0] / "model.safetensors").stat().st_mtime_ns
+    q8 = write_gguf(tiny_dir, tmp_path / "tiny.q8_0.gguf", "q8_0")["file"]
+    code, from_q8, err = run_cli([*chat, "--model", q8], capsys)
+    assert code == 0 and from_q8.strip(), err
+    code, again, _ = run_cli([*chat, "--model", f32], capsys)
+    assert again == from_dir and (cached[0] / "model.safetensors").stat().st_mtime_ns == built  # not rebuilt
+    assert len(list((tmp_path / "home" / "models" / "gguf").iterdir())) == 2
+
+
+def test_a_gguf_transformers_cannot_read_is_a_config_error(tmp_path, capsys, monkeypatch):
+    from cli_helpers import run_cli
+
+    monkeypatch.setenv("SFTDATA_HOME", str(tmp_path / "home"))
+    bad = tmp_path / "broken.gguf"
+    bad.write_bytes(b"GGUF" + b"\0" * 60)
+    code, _, err = run_cli(["llm", "chat", "hi", "--model", str(bad)], capsys)
+    assert code == 2 and "broken.gguf" in err and "cannot load this GGUF" in err and "--model" in err
+    assert "Traceback" not in err
+    assert not list((tmp_path / "home" / "models" / "gguf").glob("broken*"))  # no half-built cache
+
+
+def test_finetune_base_model_may_be_a_gguf(tiny_dir, tmp_path, monkeypatch):
+    from sftdata.finetune.runtime import load_base
+
+    monkeypatch.setenv("SFTDATA_HOME", str(tmp_path / "home"))
+    path = write_gguf(tiny_dir, tmp_path / "tiny.f32.gguf", "f32")["file"]
+    model, tokenizer, recorded = load_base(path)
+    assert recorded == str(tmp_path / "tiny.f32.gguf")  # the adapter records the file, not the cache
+    assert model.config.hidden_size == 64 and tokenizer.chat_template == CHATML

@@ -2,17 +2,21 @@
 
 The GGUF is dequantized by transformers once (about 30 s) and cached as a plain HF model directory
 (safetensors, config, tokenizer, chat template) under ``$SFTDATA_HOME/models``; later loads read that
-directory in about a second. Any local HF model directory loads through the same function.
+directory in about a second. Any local HF model directory loads through the same function, and so
+does any GGUF file transformers reads (``sftdata finetune export``'s f16 / q8_0 / q4_0 among them):
+dequantized once the same way and cached under ``$SFTDATA_HOME/models/gguf``.
 Nothing here touches the network: every load is from local files.
 """
 
 from __future__ import annotations
 
+import hashlib
 import importlib.util
 import json
 import os
 import shutil
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -54,11 +58,31 @@ def embedded_model_dir() -> Path:
     if (target / "config.json").is_file() and not _stale(target):
         return target
     source = gguf_path()
+    _build_atomically(target, lambda tmp: _dequantize_gguf(source, tmp, EMBEDDED_NAME))
+    return target
+
+
+def gguf_model_dir(path: Path) -> Path:
+    """A GGUF file as a plain HF model directory: dequantized by transformers on first use, then cached.
+
+    The cache is keyed by the file's absolute path, size and modification time, so a re-export to
+    the same path is dequantized afresh. The weights are float32 after dequantization: a q8_0 file
+    is read at its quantized precision but computed in float32 (docs/export.md says why).
+    """
+    stat = path.stat()
+    key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:12]
+    target = paths.home() / "models" / "gguf" / f"{path.stem}-{key}"
+    if not (target / "config.json").is_file():
+        _build_atomically(target, lambda tmp: _dequantize_gguf(path, tmp, path.stem))
+    return target
+
+
+def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
+    """Run ``build(tmp)`` beside ``target`` and rename: a crash never leaves a half-written cache."""
     target.parent.mkdir(parents=True, exist_ok=True)
-    # build beside the target and rename: a crash never leaves a half-written cache behind
-    tmp = Path(tempfile.mkdtemp(prefix=f".{EMBEDDED_NAME}.", dir=target.parent))
+    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
-        _dequantize_gguf(source, tmp)
+        build(tmp)
         if target.exists():  # stale: replaced whole, never mixed with the new files
             shutil.rmtree(target, ignore_errors=True)
         try:
@@ -68,7 +92,6 @@ def embedded_model_dir() -> Path:
                 raise
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    return target
 
 
 def _stale(target: Path) -> bool:
@@ -81,20 +104,25 @@ def _stale(target: Path) -> bool:
     return built.get("gguf") != source.name or built.get("bytes") != source.stat().st_size
 
 
-def _dequantize_gguf(source: Path, out: Path) -> None:
+def _dequantize_gguf(source: Path, out: Path, name: str) -> None:
     """Load the GGUF with transformers and save it as safetensors + tokenizer files into ``out``."""
     import torch
     from transformers import AutoModelForCausalLM, AutoTokenizer
 
-    tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
-    quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name,
-                                                     dtype=torch.float32)
+    try:
+        tokenizer = AutoTokenizer.from_pretrained(source.parent, gguf_file=source.name)
+        quantized = AutoModelForCausalLM.from_pretrained(source.parent, gguf_file=source.name,
+                                                         dtype=torch.float32)
+    except (ValueError, KeyError, OSError, EOFError, NotImplementedError) as exc:
+        # a truncated or foreign file, or an architecture / tensor type transformers cannot read
+        raise ConfigError(f"{source}: transformers cannot load this GGUF ({type(exc).__name__}: {exc})",
+                          "--model") from exc
     # a GGUF-loaded model refuses save_pretrained ("quantized with gguf and is not serializable"):
     # rebuild a plain model from its config and move the dequantized weights into it
     config = quantized.config
     if hasattr(config, "quantization_config"):
         del config.quantization_config
-    config.name_or_path = EMBEDDED_NAME
+    config.name_or_path = name
     plain = AutoModelForCausalLM.from_config(config, dtype=torch.float32)
     missing, unexpected = plain.load_state_dict(quantized.state_dict(), strict=False)
     tied = set(getattr(plain, "_tied_weights_keys", None) or ())
@@ -115,16 +143,19 @@ def _config_has_template(out: Path) -> bool:
     return config.is_file() and "chat_template" in json.loads(config.read_text(encoding="utf-8"))
 
 
-def resolve_model_dir(model: str | None) -> Path:
-    """``None``: the embedded model's directory; otherwise a local HF model directory."""
+def resolve_model_dir(model: str | None, option: str = "--model") -> Path:
+    """``None``: the embedded model's directory; a ``.gguf`` file: its dequantized cache
+    (:func:`gguf_model_dir`); otherwise a local HF model directory."""
     if model is None:
         return embedded_model_dir()
     path = Path(model).expanduser()
+    if path.is_file() and path.suffix.lower() == ".gguf":
+        return gguf_model_dir(path)
     if not path.is_dir():
-        raise ConfigError(f"{model}: no such model directory (only local HF model directories load "
-                          "without an endpoint; set --base-url to use a served model)", "--model")
+        raise ConfigError(f"{model}: no such model directory or .gguf file (only local models load "
+                          "without an endpoint; set --base-url to use a served model)", option)
     if not (path / "config.json").is_file():
-        raise ConfigError(f"{model}: not a HF model directory (no config.json)", "--model")
+        raise ConfigError(f"{model}: not a HF model directory (no config.json)", option)
     return path
 
 
