@@ -60,10 +60,9 @@ def weight_bytes(model: Any) -> int:
 
 
 def main() -> None:
-    from sftdata.llm.local.embedded import load_model_and_tokenizer
-
     from sftdata.eval.stage import load_eval_records
     from sftdata.export_model.verify import DEFAULT_PROMPTS, Reference, _examples, score, tokens_per_second
+    from sftdata.llm.local.embedded import load_model_and_tokenizer
 
     records, _ = load_eval_records([DEFAULT_PROMPTS], limit=12)
     model, tokenizer = load_model_and_tokenizer(None, dtype=torch.float32)

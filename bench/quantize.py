@@ -22,11 +22,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 import torch  # noqa: E402
-from sftdata.llm.local.embedded import embedded_model_dir  # noqa: E402
 
 from sftdata.eval.stage import load_eval_records  # noqa: E402
 from sftdata.export_model.gguf_writer import write_gguf  # noqa: E402
 from sftdata.export_model.verify import DEFAULT_PROMPTS, render_rows, verify  # noqa: E402
+from sftdata.llm.local.embedded import embedded_model_dir  # noqa: E402
 
 
 def main() -> None:
