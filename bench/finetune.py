@@ -248,6 +248,9 @@ def main() -> None:
     parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
     parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
     parser.add_argument("--side", choices=["sftdata", "trl", "baseline"], help=argparse.SUPPRESS)
+    parser.add_argument("--peers", default="trl,trainer",
+                        help="Peers to run, comma-separated: trl (TRL SFTTrainer, the target), trainer "
+                             "(Trainer+padding; ~3x the compute of the others: skip it on a slow machine).")
     parser.add_argument("--json", action="store_true", help="Also print both sides' measurements as JSON.")
     args = parser.parse_args()
     if args.side:  # a child process: one side, one JSON line
@@ -263,20 +266,23 @@ def main() -> None:
           f"{args.rows} rows/batch (sftdata: token budget rows x max-len, packed; TRL: rows packed "
           f"sequences of max-len, padding-free; Trainer: rows padded to max-len); LoRA r16/a32 all-linear, "
           f"lr {LR} cosine, 1 epoch; precision {args.precision}", file=sys.stderr)
-    sides = {"sftdata": child("sftdata", args), "TRL SFTTrainer packing": child("trl", args),
-             "Trainer+padding": child("baseline", args)}
-    for name, side in sides.items():
+    peers = {"trl": ("TRL SFTTrainer packing", "trl", 1.3), "trainer": ("Trainer+padding", "baseline", 2.0)}
+    chosen = [peers[name.strip()] for name in args.peers.split(",") if name.strip()]
+    sides = {}
+    for name, side_name in [("sftdata", "sftdata"), *((name, side) for name, side, _ in chosen)]:
+        side = sides[name] = child(side_name, args)  # one at a time, back to back
         side["tokens_per_s"] = side["real_tokens"] / side["seconds"]
         side["tokens_per_cpu_s"] = side["real_tokens"] / side["cpu_seconds"]
         print(f"{name:23s} {side['real_tokens']} tokens ({side['trained_tokens']} trained) in {side['steps']} steps, "
               f"{side['seconds']:.1f}s wall / {side['cpu_seconds']:.1f}s CPU: {side['tokens_per_s']:.1f} tok/s, "
-              f"peak {side['peak']}, bf16={side['bf16']}, reply loss after the epoch {side['loss']}",
-              file=sys.stderr)
+              f"peak {side['peak']}, bf16={side['bf16']}, reply loss after the epoch {side['loss']} "
+              f"(1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+              file=sys.stderr, flush=True)
     ours = sides["sftdata"]
     memory_key = "cuda_mb" if "cuda_mb" in ours["peak"] else "rss_mb"
     if args.json:
         print(json.dumps({"sides": sides, "model": model}, indent=2))
-    for peer, target in (("TRL SFTTrainer packing", 1.3), ("Trainer+padding", 2.0)):
+    for peer, _, target in chosen:
         base = sides[peer]
         ratio = ours["tokens_per_s"] / base["tokens_per_s"]
         cpu_ratio = ours["tokens_per_cpu_s"] / base["tokens_per_cpu_s"]

@@ -29,6 +29,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from pathlib import Path
@@ -100,24 +101,45 @@ def run_baseline(model, tokenizer, prompts: list[str], max_new: int, params: dic
 
 # ---------------------------------------------------------------- the peer server
 
-def start_serve(model_dir: Path, port: int, timeout: float = 600.0) -> subprocess.Popen:
-    """``transformers serve --continuous-batching`` on CPU, offline, the model preloaded; waits for /health."""
+PAGE_TOKENS = 256  # transformers' continuous-batching page size (its default)
+
+
+def cache_flags(concurrency: int, max_new: int, prompt_tokens: int = 64) -> list[str]:
+    """A KV cache sized for the bench: ``concurrency`` requests of up to ``prompt_tokens + max_new`` tokens.
+
+    Left to itself, continuous batching on CPU reserves 60% of the machine's *total* RAM for its paged
+    cache and attention masks (``max_memory_percent`` 0.6 of ``psutil.virtual_memory().total`` less its
+    own RSS, ignoring what other processes hold): ~14 GB on this 24 GB VM, which the OOM killer or
+    swap-less thrashing ends while the model "loads". Fixed sizes keep it to what the requests need.
+    """
+    pages_per_request = -(-(prompt_tokens + max_new) // PAGE_TOKENS)
+    blocks = 2 * concurrency * pages_per_request  # twice the working set: headroom, as a user would give
+    batch_tokens = max(512, concurrency * prompt_tokens)  # the whole first prefill fits in one batch
+    return ["--cb-num-blocks", str(blocks), "--cb-max-batch-tokens", str(batch_tokens)]
+
+
+def start_serve(model_dir: Path, port: int, cache: list[str], log: Path,
+                timeout: float = 600.0) -> subprocess.Popen:
+    """``transformers serve --continuous-batching`` on CPU, offline, the model preloaded; waits for /health.
+
+    Its stderr goes to ``log`` (a pipe nobody reads would block the server once full)."""
     command = [str(Path(sys.executable).with_name("transformers")), "serve", "--continuous-batching", "--device", "cpu",
-               "--dtype", str(inference_dtype()).removeprefix("torch."), "--host", "127.0.0.1",
+               "--dtype", str(inference_dtype()).removeprefix("torch."), *cache, "--host", "127.0.0.1",
                "--port", str(port), "--log-level", "warning", str(model_dir)]
     env = {**os.environ, "HF_HUB_OFFLINE": "1", "TRANSFORMERS_OFFLINE": "1"}
-    proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    with log.open("w") as stderr:
+        proc = subprocess.Popen(command, env=env, stdout=subprocess.DEVNULL, stderr=stderr, text=True)
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if proc.poll() is not None:
-            raise RuntimeError(f"transformers serve exited: {proc.stderr.read()[-2000:] if proc.stderr else ''}")
+            raise RuntimeError(f"transformers serve exited ({proc.returncode}): {log.read_text()[-2000:]}")
         try:
             with urllib.request.urlopen(f"http://127.0.0.1:{port}/health", timeout=2):
                 return proc
         except OSError:
             time.sleep(1.0)
     proc.kill()
-    raise RuntimeError("transformers serve did not become healthy in time")
+    raise RuntimeError(f"transformers serve did not become healthy in {timeout:.0f} s: {log.read_text()[-2000:]}")
 
 
 async def _serve_requests(url: str, model: str, prompts: list[str], max_new: int, params: dict,
@@ -150,15 +172,18 @@ def compare_with_serve(args: argparse.Namespace, prompts: list[str], engine_rate
     """The transformers serve peer, one line per mode; False (and why) when the server cannot run here."""
     model_dir = embedded_model_dir()
     started = time.perf_counter()
+    cache = cache_flags(args.batch_size, args.max_new_tokens)
+    log = Path(tempfile.mkstemp(prefix="transformers-serve-", suffix=".log")[1])
     try:
-        server = start_serve(model_dir, args.port, timeout=args.serve_timeout)
+        server = start_serve(model_dir, args.port, cache, log, timeout=args.serve_timeout)
     except (RuntimeError, OSError) as exc:
+        log.unlink(missing_ok=True)
         print(f"local_generate: transformers serve --continuous-batching not measured: {exc}", flush=True)
         return False
     url = f"http://127.0.0.1:{args.port}"
     try:
         run_serve(url, str(model_dir), prompts[:2], 4, MODES["sampling"], args.batch_size)  # warm up, untimed
-        print(f"peer: transformers serve --continuous-batching --device cpu (ready in "
+        print(f"peer: transformers serve --continuous-batching --device cpu {' '.join(cache)} (ready in "
               f"{time.perf_counter() - started:.1f} s), concurrency {args.batch_size}", flush=True)
         for mode, engine_rate in engine_rates.items():
             s_tokens, s_seconds, _ = run_serve(url, str(model_dir), prompts, args.max_new_tokens, MODES[mode],
@@ -173,6 +198,7 @@ def compare_with_serve(args: argparse.Namespace, prompts: list[str], engine_rate
     finally:
         server.terminate()
         server.wait(timeout=30)
+        log.unlink(missing_ok=True)
     return True
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 import subprocess
@@ -143,6 +144,14 @@ def test_grouping_ignores_case_and_spacing():
     for seed in range(10):
         names = assign_splits(records, (0.5, 0.25, 0.25), seed)
         assert names[0] == names[1]
+
+
+def test_grouping_case_and_spacing_do_not_reshuffle_the_splits():
+    # near-duplicate linking (lowercased ROUGE) already joins case variants, so the group key's own
+    # casefold shows in the seeded order: re-casing or re-spacing instructions must not move records
+    records = make_records(60, 1)
+    recased = [dataclasses.replace(r, instruction=r.instruction.upper().replace(" ", "  ")) for r in records]
+    assert assign_splits(records, (0.5, 0.25, 0.25), 7) == assign_splits(recased, (0.5, 0.25, 0.25), 7)
 
 
 def test_splits_are_stratified():
