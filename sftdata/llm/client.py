@@ -270,7 +270,16 @@ class LLM:
 
         import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
 
-        return list(await asyncio.gather(*(one(r) for r in requests)))
+        # when one request fails for good (a full disk while logging it), the others are cancelled and
+        # awaited before the error goes up: none keeps sending or writing after the run has stopped
+        tasks = [asyncio.ensure_future(one(r)) for r in requests]
+        try:
+            return list(await asyncio.gather(*tasks))
+        except BaseException:
+            for task in tasks:
+                task.cancel()
+            await asyncio.gather(*tasks, return_exceptions=True)
+            raise
 
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
         """The local backend generates a whole batch at once; its answers are cached when it ends."""
