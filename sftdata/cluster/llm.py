@@ -28,7 +28,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..core.errors import register_secret
-from ..llm.base import Backend, Completion, Request
+from ..llm.base import Backend, Completion, Request, gather_or_cancel
 from .runtime import connect
 
 if TYPE_CHECKING:
@@ -120,7 +120,7 @@ class RayBackend:
         return Completion.failure(WORKER_DIED, detail, attempts=self._config.max_attempts)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
-        return list(await asyncio.gather(*(self.complete_one(r) for r in requests)))
+        return await gather_or_cancel(self.complete_one(r) for r in requests)
 
     def summary(self) -> dict[str, Any]:
         """For stats.json: how the requests spread over the workers (attempts, retries included)."""

@@ -104,3 +104,18 @@ class Backend(Protocol):
         ...
 
     async def aclose(self) -> None: ...
+
+
+async def gather_or_cancel(awaitables: Any) -> list[Any]:
+    """``asyncio.gather`` of ``awaitables`` that, when one fails, cancels and awaits the others before the
+    error goes up: no request keeps sending or writing after its batch has failed."""
+    import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
+
+    tasks = [asyncio.ensure_future(a) for a in awaitables]
+    try:
+        return list(await asyncio.gather(*tasks))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        raise

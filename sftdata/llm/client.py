@@ -11,7 +11,7 @@ from typing import Any
 from ..core.errors import ConfigError, EndpointUnavailable, register_secret
 from ..core.rundir import RunDir
 from ..core.settings import setting
-from .base import Backend, Completion, Request
+from .base import Backend, Completion, Request, gather_or_cancel
 from .cache import ResponseCache
 from .endpoint import check_base_url
 from .spend import SpendLedger
@@ -268,18 +268,7 @@ class LLM:
                 self._log(request, key, answer)
             return key, answer
 
-        import asyncio  # here, not at import: asyncio is a tenth of a second of every `sftdata` start
-
-        # when one request fails for good (a full disk while logging it), the others are cancelled and
-        # awaited before the error goes up: none keeps sending or writing after the run has stopped
-        tasks = [asyncio.ensure_future(one(r)) for r in requests]
-        try:
-            return list(await asyncio.gather(*tasks))
-        except BaseException:
-            for task in tasks:
-                task.cancel()
-            await asyncio.gather(*tasks, return_exceptions=True)
-            raise
+        return await gather_or_cancel(one(r) for r in requests)
 
     async def _complete_batch(self, requests: list[Request]) -> list[tuple[str, Completion]]:
         """The local backend generates a whole batch at once; its answers are cached when it ends."""

@@ -19,7 +19,7 @@ import httpx2
 import openai
 
 from ..core.errors import redact
-from .base import Completion, Request, Usage
+from .base import Completion, Request, Usage, gather_or_cancel
 from .endpoint import check_base_url
 
 
@@ -206,7 +206,7 @@ class OpenAIBackend:
                                   default_query=endpoint.query or None)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
-        return list(await asyncio.gather(*(self.complete_one(r) for r in requests)))
+        return await gather_or_cancel(self.complete_one(r) for r in requests)
 
     async def complete_one(self, request: Request) -> Completion:
         async with self._semaphore:
