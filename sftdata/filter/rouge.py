@@ -76,6 +76,15 @@ def lcs_length(tokens_a: list, tokens_b: list) -> int:
     return prev[-1]
 
 
+def _f_of_lcs(lcs: int, len_a: int, len_b: int) -> float:
+    """rouge-score's F-measure for an LCS of ``lcs`` tokens between texts of ``len_a`` and ``len_b`` tokens."""
+    if lcs == 0:
+        return 0.0
+    precision = lcs / len_b
+    recall = lcs / len_a
+    return 2 * precision * recall / (precision + recall)
+
+
 def rouge_l_f(tokens_a: list, tokens_b: list) -> float:
     """ROUGE-L F of two token lists, bit for bit as ``rouge_scorer._score_lcs(target=a, prediction=b)``.
 
@@ -83,12 +92,7 @@ def rouge_l_f(tokens_a: list, tokens_b: list) -> float:
     """
     if not tokens_a or not tokens_b:
         return 0.0
-    lcs = lcs_length(tokens_a, tokens_b)
-    precision = lcs / len(tokens_b)
-    recall = lcs / len(tokens_a)
-    if precision + recall > 0:
-        return 2 * precision * recall / (precision + recall)
-    return 0.0
+    return _f_of_lcs(lcs_length(tokens_a, tokens_b), len(tokens_a), len(tokens_b))
 
 
 def _grown(array: np.ndarray, size: int, arange: bool = False) -> np.ndarray:
@@ -120,8 +124,6 @@ class RougeIndex:
         self._tokenize = get_tokenizer(tokenizer)
         self._vocab: dict = {}  # token str -> id; (token id, k) -> element id for k-th repeats
         self._texts: list[str] = []
-        self._sets: list[frozenset[int]] = []  # per stored text: its element ids (for :meth:`nearest`)
-        self._lengths: list[int] = []
         self._state = np.zeros(10, dtype=np.int64)
         self._state[K.S_NEXT_FREEZE] = 32
         self._key = np.arange(0, dtype=np.int64)
@@ -191,23 +193,46 @@ class RougeIndex:
         no unscored text can beat the best, so a text far from everything costs one set intersection
         per stored text and a few LCS. ``novel`` is as :meth:`check` would say.
         """
-        tokens = self._tokenize(text)
+        tokens = self._tokenize(text)[:MAX_COMPARED_TOKENS]
         _ids, elements = self._encode(tokens, intern=False)
-        mine, size = frozenset(elements), len(tokens)
+        size = len(tokens)
         stored = len(self._texts) if among is None else min(among, len(self._texts))
         if not size or not stored:
             return RougeMatch(novel=True, score=0.0, most_similar=None)
-        bounds = sorted((-2 * len(mine & other) / (size + length), doc)
-                        for doc, (other, length) in enumerate(zip(self._sets[:stored], self._lengths[:stored])))
+        bounds = self._shared_element_bounds(elements, size, stored)
         best, best_doc = 0.0, -1
-        for neg_bound, doc in bounds:
-            if -neg_bound < best or neg_bound == 0.0:
+        # stable: equal bounds stay in stored order
+        for doc in np.argsort(-bounds, kind="stable").tolist():
+            bound = float(bounds[doc])
+            # ties go to the earliest stored: a bound equal to the best can only tie it, and the docs after
+            # this one at that bound come later -- near-copies no longer cost an LCS each
+            if bound < best or bound == 0.0 or (bound == best and doc > best_doc):
                 break
-            score = rouge_l_f(self._tokenize(self._texts[doc]), tokens)
+            score = rouge_l_f(self._tokenize(self._texts[doc])[:MAX_COMPARED_TOKENS], tokens)
             if score > best or (score == best and score > 0 and doc < best_doc):
                 best, best_doc = score, doc
         similar = self._texts[best_doc] if best_doc >= 0 else None
         return RougeMatch(novel=best <= self.threshold, score=best, most_similar=similar)
+
+    def _shared_element_bounds(self, elements: list[int], size: int, stored: int) -> np.ndarray:
+        """Per stored text (the first ``stored``), the F an LCS of all its shared elements would give.
+
+        The LCS is at most the shared elements, and the F is computed by rouge_l_f's own expression
+        (numpy's float64 operations round as Python's), so no score exceeds its bound even by a rounding.
+        Vectorized over the stored elements: one pass, not a set intersection per stored text.
+        """
+        member = np.zeros(len(self._vocab) + 1, dtype=np.bool_)
+        member[np.asarray(elements, dtype=np.int64)] = True
+        start = self._start[: stored + 1]
+        hits = np.concatenate(([0], np.cumsum(member[self._elms[: start[-1]]], dtype=np.int64)))
+        shared = (hits[start[1:]] - hits[start[:-1]]).astype(np.float64)
+        lengths = np.diff(start).astype(np.float64)
+        with np.errstate(divide="ignore", invalid="ignore"):
+            precision = shared / size
+            recall = shared / lengths
+            bounds = 2 * precision * recall / (precision + recall)
+        bounds[shared == 0] = 0.0
+        return bounds
 
     # ------------------------------------------------------------ internals
 
@@ -239,13 +264,11 @@ class RougeIndex:
         flat_t: list[int] = []
         flat_e: list[int] = []
         offsets = [0]
-        element_sets: list[frozenset[int]] = []
         for text in texts:
             tokens = self._tokenize(text)[:MAX_COMPARED_TOKENS]
             ids, elements = self._encode(tokens, intern)
             flat_t += ids
             flat_e += elements
-            element_sets.append(frozenset(elements))
             offsets.append(len(flat_t))
         count = len(texts)
         bt = np.array(flat_t, dtype=np.int32)
@@ -279,8 +302,6 @@ class RougeIndex:
             similar = self._texts[doc] if doc >= 0 else None
             if mode == K.MODE_ADD or (mode == K.MODE_CHECK_ADD and novel):
                 self._texts.append(text)
-                self._sets.append(element_sets[i])
-                self._lengths.append(int(boff[i + 1] - boff[i]))
             results.append(RougeMatch(novel=novel, score=float(out_score[i]), most_similar=similar))
         assert len(self._texts) == int(self._state[K.S_DOCS]) >= before
         return results

@@ -211,3 +211,18 @@ def test_nearest_is_the_exact_maximum_that_check_only_bounds():
         assert index.nearest(query, among=50).score == max(scores[:50])
         lower_bounds += index.check(query).score < match.score
     assert lower_bounds  # check's neighbour of a novel text really is only a bound
+
+
+def test_nearest_among_near_copies_scores_one_pair_and_names_the_earliest(monkeypatch):
+    import sftdata.filter.rouge as rouge
+
+    texts = [f"Explain topic number {i} in simple words for a child." for i in range(2000)]
+    index = RougeIndex("rouge", threshold=0.9)  # the copies score exactly 0.9: each stays novel
+    assert all(match.novel for match in index.check_and_add_many(texts))
+    scored = []
+    monkeypatch.setattr(rouge, "rouge_l_f", lambda a, b: scored.append(1) or rouge_l_f(a, b))
+    match = index.nearest("Explain topic number 2001 in simple words for a child.")
+    assert (match.score, match.most_similar, match.novel) == (0.9, texts[0], True)
+    # every stored text ties at the bound 0.9: once the earliest scored it, no other can win
+    assert len(scored) == 1
+    assert index.nearest(texts[1500], among=1500).most_similar == texts[0]
