@@ -11,6 +11,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 REDUCED = ["--set", "generate.num_instructions=4", "--set", "augment.limit=2", "--set", "finetune.max_steps=3",
+           "--set", "finetune.batch_tokens=1024",  # three short steps: the stage runs, CI stays short
            "--set", "eval.limit=4", "--set", "eval.max_new_tokens=24", "--no-progress"]
 
 
