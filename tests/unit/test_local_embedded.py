@@ -64,3 +64,18 @@ def test_an_existing_cache_is_used_as_it_is(tmp_path, monkeypatch) -> None:
     cached.mkdir(parents=True)
     (cached / "config.json").write_text("{}")  # no source record: nothing to compare, kept
     assert embedded.embedded_model_dir() == cached
+
+
+def test_a_build_finished_first_by_another_process_is_kept(tmp_path):
+    from sftdata.llm.local.embedded import _build_atomically
+
+    target = tmp_path / "models" / "m"
+
+    def build(tmp):  # while this process builds, another one finishes and renames its copy into place
+        (tmp / "config.json").write_text("mine")
+        target.mkdir(parents=True)
+        (target / "config.json").write_text("theirs")
+
+    _build_atomically(target, build, built=lambda: (target / "config.json").is_file())
+    assert (target / "config.json").read_text() == "theirs"  # not removed under a process loading it
+    assert [p.name for p in target.parent.iterdir()] == ["m"]  # no temporary left behind

@@ -58,7 +58,8 @@ def embedded_model_dir() -> Path:
     if (target / "config.json").is_file() and not _stale(target):
         return target
     source = gguf_path()
-    _build_atomically(target, lambda tmp: _dequantize_gguf(source, tmp, EMBEDDED_NAME))
+    _build_atomically(target, lambda tmp: _dequantize_gguf(source, tmp, EMBEDDED_NAME),
+                      built=lambda: (target / "config.json").is_file() and not _stale(target))
     return target
 
 
@@ -73,16 +74,23 @@ def gguf_model_dir(path: Path) -> Path:
     key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = paths.home() / "models" / "gguf" / f"{path.stem}-{key}"
     if not (target / "config.json").is_file():
-        _build_atomically(target, lambda tmp: _dequantize_gguf(path, tmp, path.stem))
+        _build_atomically(target, lambda tmp: _dequantize_gguf(path, tmp, path.stem),
+                          built=lambda: (target / "config.json").is_file())
     return target
 
 
-def _build_atomically(target: Path, build: Callable[[Path], None]) -> None:
-    """Run ``build(tmp)`` beside ``target`` and rename: a crash never leaves a half-written cache."""
+def _build_atomically(target: Path, build: Callable[[Path], None], built: Callable[[], bool]) -> None:
+    """Run ``build(tmp)`` beside ``target`` and rename: a crash never leaves a half-written cache.
+
+    ``built()`` says whether ``target`` is already good: a process that started building at the same
+    time and finished first must keep its copy, which others may be loading already.
+    """
     target.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", dir=target.parent))
     try:
         build(tmp)
+        if built():
+            return
         if target.exists():  # stale: replaced whole, never mixed with the new files
             shutil.rmtree(target, ignore_errors=True)
         try:
