@@ -39,8 +39,11 @@ system-deps:
 	@[ -e $(CJK_FONT) ] || { echo "error: $(CJK_FONT) is missing (apt-get install fonts-wqy-microhei)"; exit 1; }
 	@[ -e /usr/bin/chromedriver ] || { echo "error: chromedriver is missing (apt-get install chromium-driver)"; exit 1; }
 
+# Two workers (pytest-xdist): the tests that load the embedded model run one after another on one of them
+# (tests/conftest.py groups them), the rest on the other, which mostly waits on loopback servers and children.
+TEST_WORKERS ?= 2
 test: install system-deps
-	SFTDATA_REQUIRE_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -p no:cacheprovider tests
+	SFTDATA_REQUIRE_SYSTEM_DEPS=1 $(BIN)/python -m pytest -q -p no:cacheprovider -n $(TEST_WORKERS) --dist loadgroup tests
 
 test-fast: install
 	$(BIN)/python -m pytest -q -m "not slow" tests

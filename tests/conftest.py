@@ -34,3 +34,12 @@ def make_server():
     yield make
     for srv in started:
         srv.stop()
+
+
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``pytest -n 2 --dist loadgroup`` (make test), the tests that load the embedded model run one
+    after another on one worker while the other worker takes the rest: two model tests side by side
+    would each get half of CI's two cores, and the light tests mostly wait on servers and children."""
+    for item in items:
+        if item.get_closest_marker("slow"):
+            item.add_marker(pytest.mark.xdist_group("embedded-model"))
