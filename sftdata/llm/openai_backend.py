@@ -68,8 +68,8 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _describe(exc: BaseException) -> str:
-    """The exception's message, with its root cause when the message hides it: the SDK's aiohttp
-    transport reports a refused connection as "Request timed out." (a ConnectTimeout)."""
+    """The exception's message, with its root cause when the message hides it: the SDK's
+    "Connection error." says nothing of a refused connection or a reset (transport.py)."""
     root, seen = exc, 0
     while root.__cause__ is not None and seen < 10:
         root, seen = root.__cause__, seen + 1
