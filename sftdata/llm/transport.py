@@ -12,11 +12,19 @@ from the same status, headers and body only when an attempt fails.
 
 from __future__ import annotations
 
+import logging
+
 import aiohttp
 import httpx2
 import openai
 from aiohttp.helpers import get_env_proxy_for_url
 from yarl import URL
+
+from ..core.errors import redact
+
+# under the SDK's "openai" logger, so that its switch (OPENAI_LOG=debug) shows each exchange as it
+# did when the SDK sent them; never a header (the key is one), the URL redacted
+_sdk_log = logging.getLogger("openai.sftdata")
 
 
 class MalformedReply(Exception):
@@ -80,6 +88,9 @@ class ChatTransport:
             async with self._open().post(endpoint.url, data=body, headers=endpoint.headers,
                                          params=endpoint.query, proxy=endpoint.proxy, proxy_auth=endpoint.proxy_auth,
                                          allow_redirects=False) as response:
+                if _sdk_log.isEnabledFor(logging.DEBUG):
+                    _sdk_log.debug('HTTP Request: POST %s "%d %s"', redact(str(response.url)), response.status,
+                                   response.reason)
                 if not 200 <= response.status < 300:
                     error_body = await self._read(response, stop_at_cap=True)
                     raise endpoint.status_error(response.status, list(response.headers.items()), error_body)
