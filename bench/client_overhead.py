@@ -1,9 +1,10 @@
 """Client overhead of the openai-compatible LLM layer against the loopback server (in its own process).
 
-1. Zero server latency: requests/s through the full LLM layer (SDK, retries, cache off, request log)
-   against two bare clients at the same concurrency, in the same run: raw aiohttp POSTs (the
-   transport the layer uses, so the like-for-like peer: the ratio is what the SDK, cache keys,
-   retries and log cost) and raw httpx POSTs (the SDK's default transport). Targets: >= 500
+1. Zero server latency: requests/s through the full LLM layer (the SDK's headers and errors, retries
+   with their timeout, cache keys, spend ledger and request log; cache off) against two bare clients
+   at the same concurrency, in the same run: raw aiohttp POSTs (the transport the layer uses,
+   sftdata/llm/transport.py, so the like-for-like peer: the ratio is what the layer's own work
+   costs) and raw httpx POSTs (the SDK's default transport). Targets: >= 500
    requests/s, and >= 0.5x the bare aiohttp client (the layer's own work at most doubles the cost
    of a request on loopback, where nothing else hides it).
 2. 50 ms server latency at concurrency 64: achieved requests/s against the ideal (64 / 0.05 s).
@@ -108,7 +109,7 @@ def main() -> None:
     finally:
         proc.terminate()
     print(f"zero latency, concurrency 32, {args.n} requests, max_tokens 16, loopback server in its own process: "
-          f"sftdata LLM layer (AsyncOpenAI over aiohttp, cache off, request log on) {ours:.0f} req/s; "
+          f"sftdata LLM layer (aiohttp with the SDK's headers and errors, cache off, request log on) {ours:.0f} req/s; "
           f"bare aiohttp client {bare:.0f} req/s: ratio {ours / bare:.2f}x (target >= 0.5x); raw httpx "
           f"{base:.0f} req/s: ratio {ours / base:.2f}x (target >= 500 req/s: {'PASS' if ours >= 500 else 'FAIL'})")
     record("client_overhead", "bare aiohttp client, zero latency", "requests/s", ours / bare, 0.5)

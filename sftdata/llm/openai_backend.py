@@ -1,4 +1,4 @@
-"""The openai-compatible backend: AsyncOpenAI over httpx, with our own retry loop.
+"""The openai-compatible backend: the SDK's headers and errors over one aiohttp session (transport.py), with our own retry loop.
 
 The SDK's retries are off (``max_retries=0``) so that every attempt is counted, Retry-After is
 honored exactly, and a request that fails for good is reported rather than raised.
@@ -21,6 +21,9 @@ import openai
 from ..core.errors import redact
 from .base import Completion, Request, Usage, gather_or_cancel
 from .endpoint import check_base_url
+from .transport import ChatEndpoint, ChatTransport, MalformedReply, ReplyTooLarge
+
+__all__ = ["MalformedReply", "OpenAIBackend", "ReplyTooLarge", "RetryPolicy"]
 
 
 @dataclass
@@ -45,14 +48,6 @@ _OPTIONAL_PARAMS = ("seed", "top_p", "stop")
 _LONE_SURROGATE = re.compile("[\ud800-\udfff]")
 
 
-class MalformedReply(Exception):
-    """The endpoint answered 200 with something that is not a usable chat completion."""
-
-
-class ReplyTooLarge(MalformedReply):
-    """The reply body is longer than ``--max-reply-bytes``: the attempt fails without reading it all."""
-
-
 class AttemptTimeout(Exception):
     """No complete reply within ``--timeout`` seconds of the attempt's start (headers and body
     together: a server trickling its body byte by byte is cut off too)."""
@@ -73,8 +68,8 @@ def _retry_after(exc: Exception) -> float | None:
 
 
 def _describe(exc: BaseException) -> str:
-    """The exception's message, with its root cause when the message hides it: the SDK's aiohttp
-    transport reports a refused connection as "Request timed out." (a ConnectTimeout)."""
+    """The exception's message, with its root cause when the message hides it: the SDK's
+    "Connection error." says nothing of a refused connection or a reset (transport.py)."""
     root, seen = exc, 0
     while root.__cause__ is not None and seen < 10:
         root, seen = root.__cause__, seen + 1
@@ -184,26 +179,23 @@ class OpenAIBackend:
         self.max_reply_bytes = max_reply_bytes
         self._semaphore = asyncio.Semaphore(concurrency)
         self._rng = random.Random(seed)
-        http_timeout = httpx2.Timeout(timeout, connect=min(timeout, 10.0))
-        # The SDK's aiohttp transport: measured (bench/client_overhead.py) about 1.7x the requests/s of
-        # its default httpx2 pool, whose per-request scan of idle connections grows with concurrency.
-        self._http = openai.DefaultAioHttpClient(
-            limits=httpx2.Limits(max_connections=concurrency, max_keepalive_connections=concurrency),
-            timeout=http_timeout)
-        # every option given explicitly: the SDK deep-copies the default of each one left out
-        self._post_options: openai.RequestOptions = {"headers": {}, "params": {}, "max_retries": 0,
-                                                    "timeout": http_timeout}
-        self._clients = [self._client(check_base_url(url), api_key) for url in base_urls]
+        # Each attempt is one aiohttp POST (transport.py): the SDK's own `post` over its aiohttp
+        # adapter cost ~3x the POST in CPU (bench/client_overhead.py). The SDK clients give the
+        # headers and the exceptions; their httpx2 client never sends anything.
+        self._transport = ChatTransport(concurrency, timeout, max_reply_bytes)
+        self._sdk_http = httpx2.AsyncClient(verify=self._transport.ssl_context)
+        self._clients = [self._endpoint(check_base_url(url), api_key) for url in base_urls]
         self._next_replica = itertools.count()
 
-    def _client(self, endpoint, api_key: str | None) -> openai.AsyncOpenAI:  # noqa: ANN001 - an Endpoint
+    def _endpoint(self, endpoint, api_key: str | None) -> ChatEndpoint:  # noqa: ANN001 - an Endpoint
         # user:password@ in the URL is HTTP Basic authorization (it replaces the bearer key); the
         # query string (?key=..., ?api-version=...) goes with every request
         headers = {"Authorization": endpoint.basic_auth} if endpoint.basic_auth else None
         # "EMPTY" is what local servers (vLLM, Ollama) accept; the SDK refuses a missing key
-        return openai.AsyncOpenAI(base_url=endpoint.url, api_key=api_key or "EMPTY", max_retries=0,
-                                  http_client=self._http, default_headers=headers,
-                                  default_query=endpoint.query or None)
+        client = openai.AsyncOpenAI(base_url=endpoint.url, api_key=api_key or "EMPTY", max_retries=0,
+                                    http_client=self._sdk_http, default_headers=headers,
+                                    default_query=endpoint.query or None)
+        return ChatEndpoint(client, endpoint.query)
 
     async def complete(self, requests: list[Request]) -> list[Completion]:
         return await gather_or_cancel(self.complete_one(r) for r in requests)
@@ -229,7 +221,7 @@ class OpenAIBackend:
             return Completion.failure(type(last_exc).__name__, redact(_describe(last_exc)), model=self.model,
                                       attempts=attempt, latency_s=time.perf_counter() - started)
 
-    async def _send_within_timeout(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+    async def _send_within_timeout(self, client: ChatEndpoint, request: Request) -> Completion:
         # the HTTP timeouts bound each read, not the whole reply: a body trickling one byte a
         # second never trips them. The deadline covers the whole attempt.
         try:
@@ -238,7 +230,7 @@ class OpenAIBackend:
         except TimeoutError:
             raise AttemptTimeout(f"no complete reply within --timeout {self.timeout:g} s") from None
 
-    def _body(self, client: openai.AsyncOpenAI, request: Request) -> dict:
+    def _body(self, client: ChatEndpoint, request: Request) -> dict:
         key = id(client)
         body: dict = {
             "model": self.model, "messages": request.message_dicts(), "temperature": request.temperature,
@@ -252,14 +244,14 @@ class OpenAIBackend:
             body.pop(name, None)
         return body
 
-    def _adapt_to_rejection(self, client: openai.AsyncOpenAI, exc: openai.BadRequestError, body: dict) -> bool:
+    def _adapt_to_rejection(self, client: ChatEndpoint, exc: openai.BadRequestError, body: dict) -> bool:
         """Learn from a 400 that names a parameter this endpoint refuses; True when resending can help."""
         message = str(exc)
         key = id(client)
         if "max_completion_tokens" in message and "max_tokens" in body:
             self._token_param[key] = "max_completion_tokens"
             log.warning("endpoint %s refuses max_tokens: sending max_completion_tokens from now on",
-                        redact(str(client.base_url)))
+                        redact(client.url))
             return True
         if "max_tokens" in message and "max_completion_tokens" in body and "unsupported" in message.lower():
             self._token_param[key] = "max_tokens"
@@ -269,11 +261,11 @@ class OpenAIBackend:
                                           message, re.IGNORECASE):
                 self._dropped.setdefault(key, set()).add(name)
                 log.warning("endpoint %s refuses the optional parameter '%s': dropped from now on",
-                            redact(str(client.base_url)), name)
+                            redact(client.url), name)
                 return True
         return False
 
-    async def _send(self, client: openai.AsyncOpenAI, request: Request) -> Completion:
+    async def _send(self, client: ChatEndpoint, request: Request) -> Completion:
         for _ in range(len(_OPTIONAL_PARAMS) + 2):  # each rejection teaches one thing; bounded
             body = self._body(client, request)
             try:
@@ -283,36 +275,11 @@ class OpenAIBackend:
                     raise
         return await self._post(client, self._body(client, request))
 
-    async def _post(self, client: openai.AsyncOpenAI, body: dict) -> Completion:
-        # `post` is the SDK's documented raw call: the SDK's auth, headers and errors without the
-        # TypedDict transform of `chat.completions.create`; `cast_to=bytes` also skips its pydantic model
-        # of the reply. Together these cost more CPU than the HTTP exchange (bench/client_overhead.py).
-        # stream=True: the body is read here, chunk by chunk, and never past --max-reply-bytes
-        response = await client.post("/chat/completions", content=json.dumps(body).encode(),
-                                     cast_to=httpx2.Response, stream=True, options=self._post_options)
-        try:
-            body_bytes = await self._read_capped(response)
-        except (MalformedReply, asyncio.CancelledError):
-            raise
-        except Exception as exc:  # noqa: BLE001 - the connection broke mid-body (reset, short read)
-            raise openai.APIConnectionError(message=f"connection broken while reading the reply: {exc}",
-                                            request=response.request) from exc
-        finally:
-            await response.aclose()
-        return _parse_completion(body_bytes, self.model)
-
-    async def _read_capped(self, response: httpx2.Response) -> bytes:
-        cap = self.max_reply_bytes
-        declared = response.headers.get("content-length", "")
-        if declared.isdigit() and int(declared) > cap:
-            raise ReplyTooLarge(f"reply body of {int(declared)} bytes is over --max-reply-bytes {cap}")
-        chunks, size = [], 0
-        async for chunk in response.aiter_bytes():
-            size += len(chunk)
-            if size > cap:
-                raise ReplyTooLarge(f"reply body over --max-reply-bytes {cap} (read {size} bytes, stopped)")
-            chunks.append(chunk)
-        return b"".join(chunks)
+    async def _post(self, client: ChatEndpoint, body: dict) -> Completion:
+        # the body is read chunk by chunk and never past --max-reply-bytes (transport.py)
+        reply = await self._transport.post(client, json.dumps(body).encode())
+        return _parse_completion(reply, self.model)
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._transport.aclose()
+        await self._sdk_http.aclose()

@@ -333,3 +333,18 @@ def test_reasoning_keep_stores_the_thinking_beside_the_answer(make_server, tmp_p
     (again,) = run(make_llm(config(srv.url, reasoning="keep"), RunDir(tmp_path), tmp_path / "cache.db"), requests(1))
     assert again.cached and again.reasoning == reasoning and srv.count == 1
 
+
+
+def test_http_proxy_from_the_environment_carries_the_requests(make_server, tmp_path: Path,
+                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+    # the loopback server stands in for the proxy: it gets the request line in absolute form, for a
+    # host that does not resolve (.invalid), so only a request through the proxy can be answered
+    srv = make_server(reply=lambda body, n: "via proxy")
+    for name in ("NO_PROXY", "no_proxy", "ALL_PROXY", "all_proxy"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("HTTP_PROXY", srv.url.rsplit("/v1", 1)[0])
+    llm = make_llm(config("http://llm.example.invalid:8000/v1", max_attempts=1), RunDir(tmp_path))
+    out = run(llm, requests(1))
+    assert out[0].ok and out[0].text == "via proxy"
+    assert srv.paths == ["http://llm.example.invalid:8000/v1/chat/completions"]
+    assert srv.auth_headers == [f"Bearer {KEY}"]
