@@ -20,9 +20,30 @@ import click
 from .. import __version__
 from ..core.errors import BudgetExhausted, EnvironmentProblem, SftdataError, redact
 
-# one module per command group, each defining ``command`` (a click command or group)
-COMMAND_MODULES = ["llm", "generate", "filter", "clean", "augment", "export", "finetune", "eval",
-                   "report", "run", "init", "judge", "select", "review", "pairs"]
+# Every command: its module ``sftdata/cli/<name>.py`` (defining ``command``, a click command or group)
+# and the first paragraph of its help, all that `sftdata --help` shows of it. A module is imported only
+# when its command runs or shows its own help, so `sftdata --help` loads none of them (and none of the
+# stage code behind them); tests/unit/test_cli_lazy.py checks these lines against the commands' help.
+COMMANDS: dict[str, str] = {
+    "augment": "Augment the records of INPUTS (records, alpaca, sharegpt, messages, prompt-completion or seed "
+               "tasks).",
+    "clean": "Clean INPUTS (records, alpaca, sharegpt, messages, prompt-completion or seed tasks).",
+    "eval": "Loss, perplexity, token accuracy, ROUGE-L, exact match and classification P/R/F1 on DATA.",
+    "export": "Export INPUTS (any of: records, alpaca, sharegpt, messages, prompt-completion, seed tasks).",
+    "filter": "Filter INPUTS (records, alpaca, sharegpt, messages, prompt-completion or seed tasks).",
+    "finetune": "Fine-tune a PEFT adapter (LoRA, prefix, prompt tuning, IA3) on exported JSONL.",
+    "generate": "Generate instruction data from seed tasks with an LLM.",
+    "init": "Create DIR with config.yaml, seeds.jsonl (example tasks to edit) and a README of next steps.",
+    "judge": "Judge the records of INPUTS with an LLM; each gets meta.judge (rubric, score, verdicts, rationale, "
+             "model).",
+    "llm": "Talk to the configured LLM (an endpoint, or the embedded model when none is set).",
+    "pairs": "Make preference pairs (prompt, chosen, rejected, margin, provenance) from INPUTS.",
+    "report": "Table 1, ROUGE-L to the seeds, lengths, leading verbs, rejections, languages, lineage, token usage "
+              "and cost, loss curves: report.html (images inline, no network), stats.json, PNG figures.",
+    "review": "Review the records of PATH in a browser: keep / reject, score, edit the output, A/B for pairs.",
+    "run": "Run the pipeline's stages (generate -> filter -> ... -> report) from CONFIG.",
+    "select": "Keep the judged records of INPUTS (from `sftdata judge`) that pass; people's labels win.",
+}
 
 
 def _help() -> str:
@@ -43,11 +64,30 @@ def _help() -> str:
 
 
 class _Group(click.Group):
-    """The top-level group; its help is built when shown, so a stage registered at run time is listed."""
+    """The top-level group. Its help is built when shown, so a stage registered at run time is listed;
+    a command of :data:`COMMANDS` is imported when it is looked up, and its help line comes from there."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*COMMANDS, *self.commands})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name not in self.commands and cmd_name in COMMANDS:
+            self.add_command(importlib.import_module(f".{cmd_name}", __name__).command, cmd_name)
+        return self.commands.get(cmd_name)
 
     def format_help_text(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
         self.help = _help()
         super().format_help_text(ctx, formatter)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        # click's own listing would import every command for its help line: stand-ins carry the line
+        # of a command not imported yet, and click shortens it as it would the command's own help
+        real = self.commands
+        try:
+            self.commands = {**{name: click.Command(name, help=text) for name, text in COMMANDS.items()}, **real}
+            super().format_commands(ctx, formatter)
+        finally:
+            self.commands = real
 
 
 @click.group(cls=_Group, context_settings={"help_option_names": ["-h", "--help"], "max_content_width": 100})
@@ -55,10 +95,6 @@ class _Group(click.Group):
 @click.option("--debug", is_flag=True, help="Show full tracebacks on errors.")
 def cli(debug: bool) -> None:
     pass
-
-
-for _name in COMMAND_MODULES:
-    cli.add_command(importlib.import_module(f".{_name}", __name__).command)
 
 
 def _exit_now(code: int, process: bool) -> None:
