@@ -7,6 +7,10 @@ from dataclasses import dataclass
 from ..core import formats
 from ..core.settings import setting
 
+# the shapes of preference pairs export.preference writes (named here, where the pairs stage's settings
+# can read them without importing the writers)
+PREFERENCE_FORMATS = ("trl", "trl-conversational", "llamafactory-alpaca", "llamafactory-sharegpt")
+
 
 @dataclass
 class ExportConfig:
