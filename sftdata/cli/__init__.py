@@ -9,10 +9,7 @@ from __future__ import annotations
 import errno
 import importlib
 import os
-import sqlite3
 import sys
-import threading
-import traceback
 import warnings
 
 import click
@@ -103,6 +100,8 @@ def _exit_now(code: int, process: bool) -> None:
     and, in the ``sftdata`` process itself, without the interpreter's teardown (seconds under load).
     Everything that matters is on disk already: journals are flushed per line, the run directory and
     the cache were closed on the way out."""
+    import threading
+
     busy = [t for t in threading.enumerate() if t.is_alive() and not t.daemon and t.name.startswith("asyncio_")]
     if busy or process:
         sys.stdout.flush()
@@ -118,6 +117,17 @@ def _debug_requested(argv: list[str]) -> bool:
 _DISK_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 
 
+class _NoDatabase(Exception):
+    """Never raised: stands for sqlite3.DatabaseError while sqlite3 is not imported."""
+
+
+def _database_error() -> type[Exception]:
+    """sqlite3's DatabaseError, looked up when an error is being handled: a process that never imported
+    sqlite3 (imported here, `sftdata --help` would pay for it) cannot have had a database error."""
+    sqlite3 = sys.modules.get("sqlite3")
+    return sqlite3.DatabaseError if sqlite3 is not None else _NoDatabase
+
+
 def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
     """A full disk or a file size limit, wherever it struck (a journal, the SQLite cache, a temp
     file), as the environment error it is: every stage saves its state at each checkpoint and cuts
@@ -125,7 +135,7 @@ def _environment_problem(exc: BaseException) -> EnvironmentProblem | None:
     if isinstance(exc, OSError) and exc.errno in _DISK_FULL:
         where = f" writing {exc.filename}" if exc.filename else ""
         what = f"{exc.strerror}{where}"
-    elif isinstance(exc, sqlite3.DatabaseError) and any(
+    elif isinstance(exc, _database_error()) and any(
             text in str(exc) for text in ("database or disk is full", "disk I/O error")):
         what = f"the response cache could not be written ({exc})"
     else:
@@ -152,6 +162,12 @@ def quiet_libraries() -> None:
         warnings.filterwarnings("ignore", category=FutureWarning, module=rf"{module}(\.|$)")
 
 
+def _traceback() -> str:
+    import traceback
+
+    return traceback.format_exc()
+
+
 def main(argv: list[str] | None = None) -> None:
     argv_given = argv
     argv = list(sys.argv[1:] if argv is None else argv)
@@ -161,7 +177,7 @@ def main(argv: list[str] | None = None) -> None:
     try:
         try:
             cli.main(args=argv, prog_name="sftdata", standalone_mode=False)
-        except (OSError, sqlite3.DatabaseError) as exc:
+        except (OSError, _database_error()) as exc:
             problem = _environment_problem(exc)
             if problem is None:
                 raise
@@ -171,7 +187,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(0)
     except SftdataError as exc:
         if debug:
-            click.echo(redact(traceback.format_exc()), err=True)
+            click.echo(redact(_traceback()), err=True)
         click.echo(f"error: {exc}", err=True)
         sys.exit(exc.exit_code)
     except (click.exceptions.Abort, KeyboardInterrupt):  # click turns Ctrl-C into Abort
@@ -184,7 +200,7 @@ def main(argv: list[str] | None = None) -> None:
         sys.exit(exc.exit_code)
     except Exception as exc:  # noqa: BLE001 - the last line of defence: exit 1, no traceback unless asked
         if debug:
-            click.echo(redact(traceback.format_exc()), err=True)
+            click.echo(redact(_traceback()), err=True)
         click.echo(f"internal error: {redact(f'{type(exc).__name__}: {exc}')} (re-run with --debug for the traceback)",
                    err=True)
         sys.exit(1)
