@@ -26,7 +26,7 @@ _API: dict[str, tuple[str, str]] = {
     "read_all": ("sftdata.core.records", "read_all"),
     "write_jsonl": ("sftdata.core.records", "write_jsonl"),
     # settings (the same dataclasses the CLI options and `sftdata run` keys come from)
-    "LLMConfig": ("sftdata.llm.client", "LLMConfig"),
+    "LLMConfig": ("sftdata.llm.config", "LLMConfig"),
     "GenerateConfig": ("sftdata.generate.config", "GenerateConfig"),
     "FilterConfig": ("sftdata.filter.config", "FilterConfig"),
     "CleanConfig": ("sftdata.clean.config", "CleanConfig"),

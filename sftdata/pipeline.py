@@ -24,7 +24,7 @@ from .core import settings
 from .core.config import apply_overrides, build, load_file
 from .core.errors import ConfigError
 from .core.stage import StageResult, StageSpec
-from .llm.client import LLMConfig
+from .llm.config import LLMConfig
 
 # the keys of a config besides the llm section and one section per stage
 GLOBAL_KEYS = {

@@ -8,8 +8,11 @@ from pathlib import Path
 from ..core.errors import ConfigError, DataError
 from ..core.settings import click_path, setting
 from ..filter.config import RULES, FilterConfig
-from .evol import EVOL_OPS, PARAPHRASE
 
+# the operations (evol.py's rewrites, a paraphrase, the rules) are named here, without importing evol's
+# patterns: `sftdata --help` and `sftdata run --dry-run` import this module
+EVOL_OPS = ("constraints", "deepen", "concretize", "reasoning", "complicate-input", "breadth")
+PARAPHRASE = "paraphrase"
 RULE_OPS = ("rule:template", "rule:keywords")
 OPS = EVOL_OPS + (PARAPHRASE,) + RULE_OPS
 GROUPS = {"evol": EVOL_OPS, "rule": RULE_OPS, "all": OPS}

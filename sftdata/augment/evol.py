@@ -31,10 +31,9 @@ from ..text.reply import (
     strip_closing,
     strip_wrapping,
 )
+from .config import EVOL_OPS, PARAPHRASE
 from .prompting import prompt, stopwords
 
-EVOL_OPS = ("constraints", "deepen", "concretize", "reasoning", "complicate-input", "breadth")
-PARAPHRASE = "paraphrase"
 # every prompt whose wording an evolved instruction must not copy
 REWRITE_PROMPTS = tuple(f"evol_{op.replace('-', '_')}" for op in EVOL_OPS) + (PARAPHRASE,)
 

@@ -9,7 +9,7 @@ from typing import Any
 import click
 
 from ..core.settings import click_options, fields, from_options
-from ..llm.client import LLMConfig
+from ..llm.config import LLMConfig
 
 
 def llm_options(func: Callable) -> Callable:

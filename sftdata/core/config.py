@@ -10,19 +10,17 @@ import re
 import sys
 import types
 import typing
+from functools import cache
 from pathlib import Path
-from typing import Any, Union
-
-import yaml
+from typing import TYPE_CHECKING, Any, Union
 
 from .errors import ConfigError, DataError
 from .settings import config_fields, key_of, to_plain  # noqa: F401 (to_plain: re-exported)
 
-if sys.version_info >= (3, 11):
-    import tomllib
-else:  # pragma: no cover
-    import tomli as tomllib
-
+# PyYAML and tomllib load when a file of theirs is read: `sftdata run --list-keys` reads none, and
+# PyYAML's import alone (its Unicode patterns) is a good part of `sftdata run CONFIG --dry-run`'s start
+if TYPE_CHECKING:
+    import yaml
 
 # A real config has a few hundred values. Aliases let 500 bytes of YAML stand for billions of
 # them ("billion laughs"): PyYAML builds them as shared objects, but anything that walks the result
@@ -30,7 +28,7 @@ else:  # pragma: no cover
 MAX_YAML_NODES = 100_000
 
 
-class _AliasBomb(yaml.YAMLError):
+class _AliasBomb(Exception):
     def __init__(self, nodes: int, line: int) -> None:
         self.nodes, self.line = nodes, line
 
@@ -39,6 +37,8 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int]:
     """(nodes the document stands for with every alias expanded, line of the worst alias); stops
     counting past MAX_YAML_NODES. Each distinct node is visited once (memoized), so the count
     costs as much as the document is long, not as big as it expands."""
+    import yaml
+
     sizes: dict[int, int] = {}
     worst_line = root.start_mark.line + 1
     stack: list[tuple[yaml.Node, bool]] = [(root, False)]
@@ -64,32 +64,39 @@ def _expanded_size(root: yaml.Node) -> tuple[int, int]:
     return sizes[id(root)], worst_line
 
 
-class _UniqueKeyLoader(yaml.SafeLoader):
-    """safe_load, except that a key given twice in one mapping is an error: PyYAML would keep the
-    last one and silently drop the first (a second ``generate:`` section replacing the first), and
-    a document whose aliases expand past MAX_YAML_NODES values is refused before it is built."""
+@cache
+def _loader() -> type[yaml.SafeLoader]:
+    """The YAML loader (a class made on first use, with PyYAML's import)."""
+    import yaml
 
-    def construct_document(self, node: yaml.Node) -> Any:
-        size, line = _expanded_size(node)
-        if size > MAX_YAML_NODES:
-            raise _AliasBomb(size, line)
-        return super().construct_document(node)
+    class _UniqueKeyLoader(yaml.SafeLoader):
+        """safe_load, except that a key given twice in one mapping is an error: PyYAML would keep the
+        last one and silently drop the first (a second ``generate:`` section replacing the first), and
+        a document whose aliases expand past MAX_YAML_NODES values is refused before it is built."""
 
-    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
-        seen: dict[Any, int] = {}
-        for key_node, _ in node.value:
-            if key_node.tag == "tag:yaml.org,2002:merge":
-                continue
-            key = self.construct_object(key_node, deep=deep)
-            try:
-                duplicate = key in seen
-            except TypeError:  # an unhashable key: the base class reports it
-                break
-            if duplicate:
-                raise yaml.constructor.ConstructorError(
-                    None, None, f"duplicate key {key!r} (first given at line {seen[key]})", key_node.start_mark)
-            seen[key] = key_node.start_mark.line + 1
-        return super().construct_mapping(node, deep=deep)
+        def construct_document(self, node: yaml.Node) -> Any:
+            size, line = _expanded_size(node)
+            if size > MAX_YAML_NODES:
+                raise _AliasBomb(size, line)
+            return super().construct_document(node)
+
+        def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+            seen: dict[Any, int] = {}
+            for key_node, _ in node.value:
+                if key_node.tag == "tag:yaml.org,2002:merge":
+                    continue
+                key = self.construct_object(key_node, deep=deep)
+                try:
+                    duplicate = key in seen
+                except TypeError:  # an unhashable key: the base class reports it
+                    break
+                if duplicate:
+                    raise yaml.constructor.ConstructorError(
+                        None, None, f"duplicate key {key!r} (first given at line {seen[key]})", key_node.start_mark)
+                seen[key] = key_node.start_mark.line + 1
+            return super().construct_mapping(node, deep=deep)
+
+    return _UniqueKeyLoader
 
 
 def load_file(path: str | Path) -> dict[str, Any]:
@@ -102,18 +109,10 @@ def load_file(path: str | Path) -> dict[str, Any]:
         text = raw.decode("utf-8")
     except UnicodeDecodeError as exc:
         raise DataError(path, raw[: exc.start].count(b"\n") + 1, f"invalid UTF-8 at byte {exc.start}") from None
-    try:
-        data = tomllib.loads(text) if path.suffix == ".toml" else yaml.load(text, Loader=_UniqueKeyLoader)
-    except _AliasBomb as exc:
-        raise DataError(path, exc.line, f"aliases expand this config to more than {MAX_YAML_NODES:,} values; "
-                        "refused (a config needs a few hundred)") from None
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        raise DataError(path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
-    except tomllib.TOMLDecodeError as exc:  # Python < 3.14 has the line only in the message
-        where = re.search(r"at line (\d+)", str(exc))
-        line = getattr(exc, "lineno", None) or (int(where.group(1)) if where else None)
-        raise DataError(path, line, f"invalid TOML: {exc}") from None
+    if path.suffix == ".toml":
+        data = _load_toml(path, text)
+    else:
+        data = _load_yaml(path, text)
     if data is None:
         raise DataError(path, None, "config file is empty")
     if not isinstance(data, dict):
@@ -121,14 +120,43 @@ def load_file(path: str | Path) -> dict[str, Any]:
     return data
 
 
+def _load_yaml(path: Path, text: str) -> Any:
+    import yaml
+
+    try:
+        return yaml.load(text, Loader=_loader())
+    except _AliasBomb as exc:
+        raise DataError(path, exc.line, f"aliases expand this config to more than {MAX_YAML_NODES:,} values; "
+                        "refused (a config needs a few hundred)") from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        raise DataError(path, mark.line + 1 if mark else None, f"invalid YAML: {getattr(exc, 'problem', exc)}") from None
+
+
+def _load_toml(path: Path, text: str) -> Any:
+    if sys.version_info >= (3, 11):
+        import tomllib
+    else:  # pragma: no cover
+        import tomli as tomllib
+
+    try:
+        return tomllib.loads(text)
+    except tomllib.TOMLDecodeError as exc:  # Python < 3.14 has the line only in the message
+        where = re.search(r"at line (\d+)", str(exc))
+        line = getattr(exc, "lineno", None) or (int(where.group(1)) if where else None)
+        raise DataError(path, line, f"invalid TOML: {exc}") from None
+
+
 def apply_overrides(data: dict[str, Any], overrides: list[str]) -> dict[str, Any]:
     """Apply ``key.sub=value`` overrides in place (value parsed as YAML)."""
+    import yaml
+
     for item in overrides:
         key, sep, raw = item.partition("=")
         if not sep or not key.strip():
             raise ConfigError(f"expected key=value, got {item!r}", "--set")
         try:
-            value = yaml.load(raw, Loader=_UniqueKeyLoader) if raw.strip() else ""
+            value = yaml.load(raw, Loader=_loader()) if raw.strip() else ""
         except _AliasBomb:
             raise ConfigError(f"aliases expand the value past {MAX_YAML_NODES:,} values; refused", "--set") from None
         except yaml.YAMLError:

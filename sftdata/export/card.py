@@ -8,14 +8,11 @@ up by name and shows both files in full below, folded.
 
 from __future__ import annotations
 
-import difflib
 import json
 import os
-import re
 import textwrap
 from collections import Counter
 from collections.abc import Sequence
-from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
@@ -23,11 +20,11 @@ import yaml
 
 from .. import registry
 from ..core import formats
-from ..core.errors import ConfigError
 from ..core.records import Record, write_text_atomic
 from ..core.rundir import strip_secrets
 from ..core.stats import table1
 from ..text.prompt import PROMPT_JOIN, TRAINER_JOINS
+from .license import check_license
 from .splits import describe
 
 EXAMPLE_COUNT = 3
@@ -50,38 +47,6 @@ def size_category(count: int) -> str:
         if count < limit:
             return label
     return "n>100M"
-
-
-@lru_cache(maxsize=1)
-def hub_licenses() -> frozenset[str]:
-    """The license identifiers the Hugging Face Hub accepts (sftdata/data/hub_licenses.txt, from its docs)."""
-    text = (Path(__file__).resolve().parents[1] / "data" / "hub_licenses.txt").read_text(encoding="utf-8")
-    return frozenset(line.strip() for line in text.splitlines() if line.strip() and not line.startswith("#"))
-
-
-def check_license(license: str | None, license_name: str | None = None) -> str:
-    """A license identifier the Hub accepts (apache-2.0, cc-by-4.0, mit, ..., ``other``); 'unknown' when
-    not given. ``other`` needs ``license_name`` (the Hub's ``license_name``: lowercase letters, digits,
-    dashes), and a name goes with ``other`` only: anything else is a ConfigError naming the option."""
-    if license is None:
-        if license_name is not None:
-            raise ConfigError("--license-name goes with --license other", "--license-name")
-        return "unknown"
-    value = license.strip().lower()
-    if value not in hub_licenses():
-        near = difflib.get_close_matches(value, sorted(hub_licenses()), n=3, cutoff=0.6)
-        hint = f" (did you mean {', '.join(near)}?)" if near else " such as apache-2.0, cc-by-4.0, mit"
-        raise ConfigError(f"'{license}' is not a license identifier the Hugging Face Hub accepts{hint}; "
-                          "for any other license use --license other --license-name NAME", "--license")
-    if value == "other":
-        if not license_name:
-            raise ConfigError("--license other needs --license-name NAME (e.g. my-data-license)", "--license-name")
-        if not re.fullmatch(r"[a-z0-9]+(?:[-.][a-z0-9]+)*", license_name):
-            raise ConfigError(f"'{license_name}' is not a license name: lowercase letters, digits and dashes, "
-                              "e.g. my-data-license", "--license-name")
-    elif license_name is not None:
-        raise ConfigError(f"--license-name goes with --license other, not '{value}'", "--license-name")
-    return value
 
 
 # ---------------------------------------------------------------- provenance

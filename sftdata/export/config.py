@@ -2,10 +2,16 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
 from ..core import formats
+from ..core.errors import ConfigError
 from ..core.settings import setting
+
+# the shapes of preference pairs export.preference writes (named here, where the pairs stage's settings
+# can read them without importing the writers)
+PREFERENCE_FORMATS = ("trl", "trl-conversational", "llamafactory-alpaca", "llamafactory-sharegpt")
 
 
 @dataclass
@@ -38,8 +44,7 @@ class ExportConfig:
 
     def validate(self) -> None:
         """Bad formats, splits or licenses fail when the config loads, not after hours of generation."""
-        from .card import check_license
-        from .stage import parse_formats, parse_split
+        from .license import check_license
 
         parse_formats(self.formats)
         parse_split(self.split)
@@ -48,3 +53,42 @@ class ExportConfig:
             from .hub import check_repo_id
 
             check_repo_id(self.push_to_hub)
+
+
+def parse_formats(values: Iterable[str]) -> list[str]:
+    """``--format`` values, each possibly comma-separated, in first-seen order without repeats."""
+    chosen: list[str] = []
+    for value in values:
+        for name in (v.strip().lower() for v in value.split(",")):
+            if not name:
+                continue
+            formats.get(name)  # an unknown name is an error naming the known ones
+            if name not in chosen:
+                chosen.append(name)
+    if not chosen:
+        raise ConfigError("give at least one format", "--format")
+    return chosen
+
+
+def parse_split(text: str | Sequence[float]) -> tuple[float, float, float]:
+    """``"0.9,0.05,0.05"`` -> train, validation, test fractions (non-negative, summing to 1)."""
+    if not isinstance(text, str) and any(isinstance(v, str) for v in text):
+        text = ",".join(str(v) for v in text)  # from a repeated or comma-separated --split
+    if isinstance(text, str):
+        parts = [p.strip() for p in text.split(",")]
+        try:
+            values = [float(p) for p in parts]
+        except ValueError:
+            raise ConfigError(f"'{text}' is not three comma-separated numbers, e.g. 0.9,0.05,0.05",
+                              "--split") from None
+    else:
+        values = [float(v) for v in text]
+    if len(values) != 3:
+        raise ConfigError(f"expected 3 ratios (train,validation,test), got {len(values)}", "--split")
+    if any(v != v or v < 0 for v in values):  # v != v: NaN
+        raise ConfigError("ratios must be non-negative numbers", "--split")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ConfigError(f"ratios must sum to 1, got {sum(values):g}", "--split")
+    if values[0] == 0:
+        raise ConfigError("the train ratio must be above 0", "--split")
+    return values[0], values[1], values[2]

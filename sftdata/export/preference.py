@@ -30,9 +30,9 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.records import Record, write_jsonl, write_text_atomic
 from ..finetune.preference import PreferencePair
+from .config import PREFERENCE_FORMATS
 from .stage import SPLITS, _dataset_name, assign_splits, parse_split
 
-PREFERENCE_FORMATS = ("trl", "trl-conversational", "llamafactory-alpaca", "llamafactory-sharegpt")
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
 
 

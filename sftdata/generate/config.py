@@ -9,7 +9,6 @@ from typing import Any
 
 from ..core.errors import ConfigError, DataError
 from ..core.paths import seeds_dir
-from ..core.records import read_all
 from ..core.settings import click_path, setting
 from ..filter.config import FilterConfig
 from ..text.cjk import mostly_cjk
@@ -152,6 +151,8 @@ def load_seeds(paths: list[str] | None, lang: str | None) -> tuple[list[SeedTask
     ``paths`` may hold our seed files, Self-Instruct's own ``seed_tasks.jsonl`` as it is, or any
     Record JSONL; records sharing an instruction are one task with several instances.
     """
+    from ..core.records import read_all  # here: the config module stays cheap to import (`sftdata --help`)
+
     files = [str(p) for p in paths or []]
     if not files:
         path = default_seed_file(lang or "en")

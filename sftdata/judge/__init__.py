@@ -45,10 +45,14 @@ A pairwise record holds response A in ``output`` and response B in ``meta.output
 
 from __future__ import annotations
 
+from ..core.lazy import lazy_names
 from ..core.stage import StageSpec
 from .config import RUBRICS, JudgeConfig, judge_llm_config
-from .feedback import HumanLabel, append_feedback, human_labels, read_feedback
-from .judgement import Candidates, Judgement, Pair, PairVerdict
+
+# loaded on first use: the registry imports this package for SPEC alone (`sftdata --help`)
+__getattr__, __dir__ = lazy_names(__name__, {
+    **dict.fromkeys(("HumanLabel", "append_feedback", "human_labels", "read_feedback"), ".feedback"),
+    **dict.fromkeys(("Candidates", "Judgement", "Pair", "PairVerdict"), ".judgement")})
 
 
 def judge_records(*args, **kwargs):

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 from ..core.errors import ConfigError
 from ..core.settings import setting
-from ..export.preference import PREFERENCE_FORMATS
+from ..export.config import PREFERENCE_FORMATS
 
 RANK_BY = ("judge", "pairwise", "reward", "meta", "human")
 

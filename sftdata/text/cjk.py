@@ -13,6 +13,7 @@ adds the iteration marks, kana and hangul. Both are the inside of a regex charac
 from __future__ import annotations
 
 import re
+from functools import cache
 
 HAN_CLASS = (
     "\u3400-\u4dbf"  # extension A
@@ -29,29 +30,42 @@ CJK_CLASS = (
 )
 CJK_LANGS = ("zh", "ja", "ko")
 
-CJK_CHAR = re.compile(f"[{CJK_CLASS}]")
-HAN_CHAR = re.compile(f"[{HAN_CLASS}]")
-KANA_CHAR = re.compile(f"[{KANA_CLASS}]")
-HANGUL_CHAR = re.compile(f"[{HANGUL_CLASS}]")
 CJK_SHARE = 0.3  # of the visible characters: text at least this CJK is measured in characters
+
+# CJK_CHAR, HAN_CHAR, KANA_CHAR, HANGUL_CHAR: one character of the class, compiled on first use (the
+# Unicode ranges take milliseconds to compile, and `sftdata --help` imports this module through the configs)
+_PATTERNS = {"CJK_CHAR": CJK_CLASS, "HAN_CHAR": HAN_CLASS, "KANA_CHAR": KANA_CLASS, "HANGUL_CHAR": HANGUL_CLASS}
+
+
+@cache
+def pattern(name: str) -> re.Pattern[str]:
+    """The compiled character class ``name`` (a key of ``_PATTERNS``)."""
+    return re.compile(f"[{_PATTERNS[name]}]")
+
+
+def __getattr__(name: str) -> re.Pattern[str]:
+    if name in _PATTERNS:
+        return pattern(name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
 def has_cjk(text: str) -> bool:
-    return CJK_CHAR.search(text) is not None
+    return pattern("CJK_CHAR").search(text) is not None
 
 
 def cjk_count(text: str) -> int:
-    return len(CJK_CHAR.findall(text))
+    return len(pattern("CJK_CHAR").findall(text))
 
 
 def is_cjk_char(char: str) -> bool:
-    return len(char) == 1 and CJK_CHAR.match(char) is not None
+    return len(char) == 1 and pattern("CJK_CHAR").match(char) is not None
 
 
 def mostly_cjk(text: str, share: float = CJK_SHARE) -> bool:
     """At least ``share`` of the non-space characters are CJK (False for blank text)."""
     visible = [c for c in text if not c.isspace()]
-    return bool(visible) and sum(1 for c in visible if CJK_CHAR.match(c)) / len(visible) >= share
+    match = pattern("CJK_CHAR").match
+    return bool(visible) and sum(1 for c in visible if match(c)) / len(visible) >= share
 
 
 def is_cjk_lang(lang: str | None) -> bool:

@@ -12,7 +12,7 @@ import re
 from functools import lru_cache
 from pathlib import Path
 
-from .cjk import CJK_LANGS, HANGUL_CHAR, KANA_CHAR, cjk_count
+from .cjk import CJK_LANGS, cjk_count, pattern
 
 LANGS = ("en", "zh")  # languages with prompts and blacklists; detection knows many more
 
@@ -42,8 +42,8 @@ def _letters(text: str) -> tuple[int, int, int, list[str], int]:
     if not text.isascii():
         covered = cjk + sum(map(len, latin))
         other = max(0, sum(1 for ch in text if ch.isalpha()) - covered)
-    kana = len(KANA_CHAR.findall(text)) if cjk else 0
-    hangul = len(HANGUL_CHAR.findall(text)) if cjk else 0
+    kana = len(pattern("KANA_CHAR").findall(text)) if cjk else 0
+    hangul = len(pattern("HANGUL_CHAR").findall(text)) if cjk else 0
     return cjk, kana, hangul, latin, other
 
 
@@ -73,9 +73,12 @@ def _detector_factory():
 @lru_cache(maxsize=1)
 def known_langs() -> frozenset[str]:
     """Language codes detect_lang can return (langdetect's, with zh-cn / zh-tw folded into zh)."""
-    from langdetect.detector_factory import PROFILES_DIRECTORY
+    from importlib.util import find_spec
 
-    names = {p.name.split("-")[0] for p in Path(PROFILES_DIRECTORY).iterdir() if not p.name.startswith(".")}
+    # langdetect.detector_factory.PROFILES_DIRECTORY, found without importing langdetect (a config's
+    # check runs this on `sftdata run --dry-run`, and the import would cost it tens of milliseconds)
+    profiles = Path(find_spec("langdetect").origin).parent / "profiles"
+    names = {p.name.split("-")[0] for p in profiles.iterdir() if not p.name.startswith(".")}
     return frozenset(names | set(LANGS) | set(CJK_LANGS))
 
 

@@ -22,6 +22,7 @@ import sys
 def _warm_imports() -> None:
     # everything a generate run imports, so that a forked child starts working at once
     import sftdata.cli  # noqa: F401
+    import sftdata.cli.generate  # noqa: F401 (the CLI imports a command's module when it runs)
     import sftdata.generate.alpaca  # noqa: F401
     import sftdata.generate.self_instruct  # noqa: F401
     import sftdata.llm.openai_backend  # noqa: F401

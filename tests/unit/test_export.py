@@ -15,7 +15,8 @@ import yaml
 
 from sftdata.core.errors import ConfigError, DataError
 from sftdata.core.records import Record, records_from_obj
-from sftdata.export.card import check_license, size_category
+from sftdata.export.card import size_category
+from sftdata.export.license import check_license
 from sftdata.export.stage import (
     SPLITS,
     assign_splits,

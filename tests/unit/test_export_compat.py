@@ -14,7 +14,7 @@ from sftdata.cli import main
 from sftdata.core import formats
 from sftdata.core.errors import ConfigError
 from sftdata.core.records import Record, write_jsonl
-from sftdata.export.card import check_license, hub_licenses
+from sftdata.export.license import check_license, hub_licenses
 from sftdata.export.stage import export
 from sftdata.text.prompt import PROMPT_JOIN, join_prompt
 
