@@ -114,20 +114,37 @@ def run_baseline(model, tokenizer, prompts: list[str], max_new: int, params: dic
 
 # ---------------------------------------------------------------- CPU accounting (Linux /proc)
 
-def thread_cpu(pid: int) -> dict[int, float]:
-    """CPU seconds (user + system) of every thread of ``pid`` so far; empty where /proc is missing."""
+def process_tree(pid: int) -> list[int]:
+    """``pid`` and its descendants (``transformers serve`` runs its model in a spawned child process)."""
+    import psutil
+
+    try:
+        return [pid] + [child.pid for child in psutil.Process(pid).children(recursive=True)]
+    except psutil.NoSuchProcess:
+        return []
+
+
+def thread_cpu(pid: int) -> dict[tuple[int, int], float]:
+    """CPU seconds (user + system) so far of every thread of ``pid`` (with its descendants, unless it is this
+    process: the server is our child); empty where /proc is missing."""
     tick = os.sysconf("SC_CLK_TCK")
     seconds = {}
-    for task in Path(f"/proc/{pid}/task").glob("*"):
-        try:
-            fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue  # the thread ended
-        seconds[int(task.name)] = (int(fields[11]) + int(fields[12])) / tick
+    for process in [pid] if pid == os.getpid() else process_tree(pid):
+        for task in Path(f"/proc/{process}/task").glob("*"):
+            try:
+                fields = (task / "stat").read_text().rsplit(")", 1)[1].split()
+            except OSError:
+                continue  # the thread ended
+            seconds[(process, int(task.name))] = (int(fields[11]) + int(fields[12])) / tick
     return seconds
 
 
-def busy_threads(before: dict[int, float], after: dict[int, float], wall: float, share: float = 0.25) -> int:
+def signal_tree(pid: int, signum: int) -> None:
+    for process in process_tree(pid):
+        os.kill(process, signum)
+
+
+def busy_threads(before: dict, after: dict, wall: float, share: float = 0.25) -> int:
     """Threads that used at least ``share`` of a core over ``wall`` seconds."""
     return sum(1 for tid, cpu in after.items() if cpu - before.get(tid, 0.0) >= share * wall)
 
