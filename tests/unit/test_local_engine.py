@@ -11,7 +11,7 @@ import torch
 from sftdata.llm.base import Request
 from sftdata.llm.client import LLM, LLMConfig
 from sftdata.llm.local.engine import Engine, LocalBackend
-from sftdata.llm.local.fast_llama import FastLlama, HFForward
+from sftdata.llm.local.fast_llama import FastLlama, HFForward, Linear, onednn_linear_works
 from sftdata.llm.local.kv_cache import GrowingCache, GrowingLayer
 
 transformers = pytest.importorskip("transformers")
@@ -103,6 +103,26 @@ def test_forward_with_our_cache_matches_transformers_own(tiny, make) -> None:
                           past_key_values=reference, use_cache=True).logits[:, -1]
             torch.testing.assert_close(ours, theirs, atol=1e-5, rtol=1e-5)
             tokens, next_pos = ours.argmax(-1), next_pos + 1
+
+
+@pytest.mark.parametrize("shape", [(1, 48), (7, 48), (16, 48), (3, 5, 48)], ids=["1", "7", "16", "3x5"])
+def test_the_packed_linear_computes_what_f_linear_does(shape) -> None:
+    # oneDNN is laid out for PACK_ROWS rows; any other count, a bias and a [B, L, K] input must still be right
+    generator = torch.Generator().manual_seed(1)
+    weight, bias = torch.randn(96, 48, generator=generator), torch.randn(96, generator=generator)
+    x = torch.randn(*shape, generator=generator)
+    assert onednn_linear_works(torch.float32) == torch.backends.mkldnn.is_available()
+    for packed in (True, False) if torch.backends.mkldnn.is_available() else (False,):
+        out = Linear(weight, bias, packed)(x)
+        assert out.shape == (*shape[:-1], 96)
+        torch.testing.assert_close(out, torch.nn.functional.linear(x, weight, bias), atol=1e-5, rtol=1e-5)
+
+
+def test_sftdata_onednn_0_keeps_f_linear(tiny, monkeypatch) -> None:
+    assert FastLlama.from_hf(tiny).packed == torch.backends.mkldnn.is_available()
+    monkeypatch.setenv("SFTDATA_ONEDNN", "0")
+    forward = FastLlama.from_hf(tiny)
+    assert not forward.packed and not forward.lm_head.packed and forward.lm_head.weight is tiny.lm_head.weight
 
 
 def test_lite_weights_and_default_rope_match_transformers(tiny, tmp_path) -> None:

@@ -7,6 +7,12 @@ attention as two batched matmuls over the grouped KV heads read straight from th
 layers, and logits for the last position only. On a 2-core CPU the model's Python and dispatch
 overhead is a large share of a decode step, so this matters as much as the matmuls.
 
+The matmuls (over 80% of a batched decode step in a torch profile) go through oneDNN with each
+weight reordered once into its blocked layout (:class:`Linear`), where torch has oneDNN and the
+dtype is supported: at 16 rows that runs the MLP and LM-head matmuls about 1.6x faster than
+``F.linear`` (MKL sgemm) on this project's AMD EPYC VM, same float32 arithmetic up to summation
+order. ``SFTDATA_ONEDNN=0`` keeps ``F.linear``.
+
 Anything else (other architectures, unmerged adapters, exotic configs) takes the generic path:
 :class:`HFForward` calls the transformers model itself.
 """
@@ -59,8 +65,40 @@ def unsupported_reason(model: Any) -> str | None:
     return None
 
 
+PACK_ROWS = 16  # the row count oneDNN is told to expect when it lays a weight out (any count runs)
+
+
+class Linear:
+    """``x @ weight.T + bias``, through oneDNN on a weight reordered once, or ``F.linear``."""
+
+    def __init__(self, weight: torch.Tensor, bias: torch.Tensor | None, packed: bool) -> None:
+        self.bias, self.packed = bias, packed
+        self.weight = torch.ops.mkldnn._reorder_linear_weight(weight, PACK_ROWS) if packed else weight
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        if self.packed:
+            return torch.ops.mkldnn._linear_pointwise(x, self.weight, self.bias, "none", [], "")
+        return F.linear(x, self.weight, self.bias)
+
+
+def onednn_linear_works(dtype: torch.dtype) -> bool:
+    """Whether :class:`Linear` can pack weights of ``dtype`` here, checked by computing one against ``F.linear``.
+
+    The reorder raises where the CPU lacks the dtype's kernels (bf16 without AVX512-BF16 or AVX-NE-CONVERT)."""
+    if os.environ.get("SFTDATA_ONEDNN", "1") == "0" or not torch.backends.mkldnn.is_available():
+        return False
+    generator = torch.Generator().manual_seed(0)
+    weight = torch.randn(64, 32, generator=generator).to(dtype)
+    x = torch.randn(5, 32, generator=generator).to(dtype)
+    try:
+        got = Linear(weight, None, packed=True)(x)
+    except (RuntimeError, AttributeError):  # an op this torch build lacks, or an unsupported dtype
+        return False
+    return bool(torch.allclose(got.float(), F.linear(x, weight).float(), rtol=1e-2, atol=1e-2))
+
+
 class _Layer:
-    def __init__(self, w: Any, prefix: str, config: Any, act: Any) -> None:
+    def __init__(self, w: Any, prefix: str, config: Any, act: Any, packed: bool) -> None:
         self.heads = config.num_attention_heads
         self.kv_heads = config.num_key_value_heads
         self.head_dim = getattr(config, "head_dim", None) or config.hidden_size // self.heads
@@ -69,12 +107,12 @@ class _Layer:
         self.ln1 = w[f"{prefix}.input_layernorm.weight"]
         self.ln2 = w[f"{prefix}.post_attention_layernorm.weight"]
         attn, mlp = f"{prefix}.self_attn", f"{prefix}.mlp"
-        self.w_qkv = torch.cat([w[f"{attn}.{n}_proj.weight"] for n in "qkv"]).contiguous()
-        self.b_qkv = _cat_bias(w, [f"{attn}.{n}_proj" for n in "qkv"])
-        self.w_o, self.b_o = w[f"{attn}.o_proj.weight"], w.get(f"{attn}.o_proj.bias")
-        self.w_gu = torch.cat([w[f"{mlp}.gate_proj.weight"], w[f"{mlp}.up_proj.weight"]]).contiguous()
-        self.b_gu = _cat_bias(w, [f"{mlp}.gate_proj", f"{mlp}.up_proj"])
-        self.w_down, self.b_down = w[f"{mlp}.down_proj.weight"], w.get(f"{mlp}.down_proj.bias")
+        self.qkv = Linear(torch.cat([w[f"{attn}.{n}_proj.weight"] for n in "qkv"]).contiguous(),
+                          _cat_bias(w, [f"{attn}.{n}_proj" for n in "qkv"]), packed)
+        self.o = Linear(w[f"{attn}.o_proj.weight"], w.get(f"{attn}.o_proj.bias"), packed)
+        self.gate_up = Linear(torch.cat([w[f"{mlp}.gate_proj.weight"], w[f"{mlp}.up_proj.weight"]]).contiguous(),
+                              _cat_bias(w, [f"{mlp}.gate_proj", f"{mlp}.up_proj"]), packed)
+        self.down = Linear(w[f"{mlp}.down_proj.weight"], w.get(f"{mlp}.down_proj.bias"), packed)
         self.act = act
         self.split = [self.heads * self.head_dim, self.kv_heads * self.head_dim, self.kv_heads * self.head_dim]
 
@@ -120,8 +158,10 @@ class FastLlama:
         """``weights``: HF parameter names to tensors; ``rope(x, positions) -> (cos, sin)``."""
         self.embed = weights["model.embed_tokens.weight"]
         self.final_norm, self.final_eps = weights["model.norm.weight"], config.rms_norm_eps
-        self.lm_head = weights.get("lm_head.weight", self.embed)
-        self.layers = [_Layer(weights, f"model.layers.{i}", config, act) for i in range(config.num_hidden_layers)]
+        self.packed = onednn_linear_works(self.embed.dtype)
+        self.lm_head = Linear(weights.get("lm_head.weight", self.embed), None, self.packed)
+        self.layers = [_Layer(weights, f"model.layers.{i}", config, act, self.packed)
+                       for i in range(config.num_hidden_layers)]
         self.rotary = rope or _DefaultRope(config.rope_theta, self.layers[0].head_dim)
 
     @classmethod
@@ -153,12 +193,12 @@ class FastLlama:
         for i, layer in enumerate(self.layers):
             x = self._layer(layer, x, cos, sin, cache.layers[i], additive, attend, batch, length)
         last = _rms_norm(x[:, -1, :], self.final_norm, self.final_eps)
-        return F.linear(last, self.lm_head)
+        return self.lm_head(last)
 
     def _layer(self, layer: _Layer, x: torch.Tensor, cos: torch.Tensor, sin: torch.Tensor, kv: Any,
                additive: torch.Tensor | None, attend: torch.Tensor | None, batch: int, length: int) -> torch.Tensor:
         h = _rms_norm(x, layer.ln1, layer.eps)
-        q, k, v = F.linear(h, layer.w_qkv, layer.b_qkv).split(layer.split, dim=-1)
+        q, k, v = layer.qkv(h).split(layer.split, dim=-1)
         d = layer.head_dim
         q = q.view(batch, length, layer.heads, d).transpose(1, 2)
         k = k.view(batch, length, layer.kv_heads, d).transpose(1, 2)
@@ -170,10 +210,10 @@ class FastLlama:
             out = _decode_attention(layer, q, kv.keys_t, values, additive, batch)
         else:
             out = _prefill_attention(layer, q, keys, values, attend)
-        x = x + F.linear(out, layer.w_o, layer.b_o)
+        x = x + layer.o(out)
         h = _rms_norm(x, layer.ln2, layer.eps)
-        gate, up = F.linear(h, layer.w_gu, layer.b_gu).chunk(2, dim=-1)
-        return x + F.linear(layer.act(gate) * up, layer.w_down, layer.b_down)
+        gate, up = layer.gate_up(h).chunk(2, dim=-1)
+        return x + layer.down(layer.act(gate) * up)
 
 
 def _decode_attention(layer: _Layer, q: torch.Tensor, keys_t: torch.Tensor, values: torch.Tensor,
