@@ -34,7 +34,8 @@ def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int,
     detail its estimate gives, if any); ``acceptance`` / ``stages`` go to the estimates that take them."""
     from . import registry
 
-    requests = prompt = completion = records = 0
+    requests = prompt = completion = 0
+    records = _seed_records(pipeline)  # what the first stage reads, until a stage says what it makes
     by_stage: dict[str, dict[str, Any]] = {}
     for spec in registry.specs():
         section = pipeline.stages.get(spec.name)
@@ -49,6 +50,20 @@ def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int,
         by_stage[spec.name] = {"requests": r, "prompt_tokens": p, "completion_tokens": c, **(detail[0] if detail else {})}
         records = out or records
     return requests, prompt, completion, by_stage
+
+
+def _seed_records(pipeline: Any) -> int:
+    """Records in the config's seed files (JSON lines; 0 when unreadable or the packaged seeds)."""
+    from pathlib import Path
+
+    count = 0
+    for path in pipeline.seeds:
+        try:
+            with Path(path).open(encoding="utf-8") as lines:
+                count += sum(1 for line in lines if line.strip())
+        except (OSError, UnicodeDecodeError):
+            return 0
+    return count
 
 
 # ---------------------------------------------------------------- measured speed
