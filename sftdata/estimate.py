@@ -29,20 +29,41 @@ def tokens(chars: float, lang: str) -> int:
     return int(chars / CHARS_PER_TOKEN.get(lang, 4.0))
 
 
-def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int]:
-    """Requests and tokens over the stages that call the LLM; ``acceptance`` goes to the stages that take it."""
+def _totals(pipeline: Any, lang: str, acceptance: float) -> tuple[int, int, int, dict[str, dict[str, Any]]]:
+    """Requests and tokens over the stages that call the LLM, and each stage's own figures (with the
+    detail its estimate gives, if any); ``acceptance`` / ``stages`` go to the estimates that take them."""
     from . import registry
 
-    requests = prompt = completion = records = 0
+    requests = prompt = completion = 0
+    records = _seed_records(pipeline)  # what the first stage reads, until a stage says what it makes
+    by_stage: dict[str, dict[str, Any]] = {}
     for spec in registry.specs():
         section = pipeline.stages.get(spec.name)
         if section is None or spec.estimate is None:
             continue
-        extra = {"acceptance": acceptance} if "acceptance" in inspect.signature(spec.estimate).parameters else {}
-        r, p, c, out = spec.estimate(section, lang, records or ASSUMED_INPUT_RECORDS, **extra)
+        parameters = inspect.signature(spec.estimate).parameters
+        extra: dict[str, Any] = {"acceptance": acceptance} if "acceptance" in parameters else {}
+        if "stages" in parameters:
+            extra["stages"] = pipeline.stages
+        r, p, c, out, *detail = spec.estimate(section, lang, records or ASSUMED_INPUT_RECORDS, **extra)
         requests, prompt, completion = requests + r, prompt + p, completion + c
+        by_stage[spec.name] = {"requests": r, "prompt_tokens": p, "completion_tokens": c, **(detail[0] if detail else {})}
         records = out or records
-    return requests, prompt, completion
+    return requests, prompt, completion, by_stage
+
+
+def _seed_records(pipeline: Any) -> int:
+    """Records in the config's seed files (JSON lines; 0 when unreadable or the packaged seeds)."""
+    from pathlib import Path
+
+    count = 0
+    for path in pipeline.seeds:
+        try:
+            with Path(path).open(encoding="utf-8") as lines:
+                count += sum(1 for line in lines if line.strip())
+        except (OSError, UnicodeDecodeError):
+            return 0
+    return count
 
 
 # ---------------------------------------------------------------- measured speed
@@ -101,14 +122,15 @@ def _time(pipeline: Any, requests: int, low: int) -> str:
 
 def estimate(pipeline: Any) -> dict[str, Any]:
     lang = pipeline.lang or "en"
-    requests, prompt, completion = _totals(pipeline, lang, ASSUMED_ACCEPTANCE)
-    low, low_prompt, low_completion = _totals(pipeline, lang, LOW_ACCEPTANCE)
+    requests, prompt, completion, by_stage = _totals(pipeline, lang, ASSUMED_ACCEPTANCE)
+    low, low_prompt, low_completion, _ = _totals(pipeline, lang, LOW_ACCEPTANCE)
     llm = pipeline.llm
     result: dict[str, Any] = {
         "backend": "openai-compatible" if llm.base_urls else "local (embedded model, no cost)",
         "requests": requests, "prompt_tokens": prompt, "completion_tokens": completion,
         "requests_at_low_acceptance": low,
         "time": _time(pipeline, requests, low),
+        "stages": by_stage,
     }
     if llm.base_urls:
         if llm.price_in is not None and llm.price_out is not None:

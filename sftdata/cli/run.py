@@ -55,7 +55,11 @@ def command(config: str | None, overrides: tuple[str, ...], out: str | None, dry
             click.echo(f"  {step['stage']:<9} {step['action']}")
         click.echo("estimate (LLM stages, a fresh run; not a bound, see error):")
         for key, value in guess.items():
-            click.echo(f"  {key}: {value}")
+            if key == "stages":
+                for stage, figures in value.items():
+                    click.echo(f"  {stage}: " + ", ".join(f"{k} {v}" for k, v in figures.items()))
+            else:
+                click.echo(f"  {key}: {value}")
         return
     summary = run_pipeline(pipeline, progress=not no_progress, log=lambda m: click.echo(m, err=True))
     if as_json:

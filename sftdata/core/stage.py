@@ -74,9 +74,10 @@ class StageSpec:
     uses_llm: bool = False  # its hash covers the llm section; its requests go through the LLM layer
     produces_data: bool = True  # its outputs are records that the next stage reads (ctx.data())
     reads: tuple[str, ...] = ()  # earlier stages whose outputs it reads besides ctx.data()
-    # (config, lang, input records) -> (requests, prompt tokens, completion tokens, records made; 0: unknown):
-    # what a fresh run asks of the LLM, for `sftdata run --dry-run`
-    estimate: Callable[[Any, str, int], tuple[int, int, int, int]] | None = None
+    # (config, lang, input records) -> (requests, prompt tokens, completion tokens, records made; 0: unknown),
+    # optionally a fifth item, a dict of details shown under the stage: what a fresh run asks of the LLM,
+    # for `sftdata run --dry-run`. It may take `acceptance=` and `stages=` (the run's sections, None: off).
+    estimate: Callable[..., tuple] | None = None
     summary_keys: tuple[str, ...] = field(default=SUMMARY_KEYS)
     enabled_by_default: bool = True  # False: `sftdata run` runs it only when the config names its section
 

@@ -1,14 +1,16 @@
 """Preference batches with the prompt computed once: ``[prompt | chosen | rejected]`` in one row.
 
 TRL's DPOTrainer runs ``prompt + chosen`` and ``prompt + rejected`` as two padded sequences, so
-every prompt token goes through the model twice (and padding with it). Here a pair is one segment
-of a packed row: the rejected reply restarts its positions where the chosen one did (right after
-the prompt) and a 4D attention mask lets each reply see the prompt and itself, never the other
-reply, nor another pair packed in the same row. The result is the same two conditional
-log-probabilities, computed with the prompt once and no padding inside a row.
+every prompt token goes through the model twice (and padding with it). Here a pair is one row: the
+rejected reply restarts its positions where the chosen one did (right after the prompt) and a 4D
+attention mask lets each reply see the prompt and itself, never the other reply. The result is the
+same two conditional log-probabilities, computed with the prompt once. Rows are length-sorted into
+batches, so little padding is computed either (see :func:`plan_pair_batches`). The collator and
+the mask also take several pairs per row (they never see each other).
 
-Log-probabilities are gathered only at reply positions: the LM head (49k wide on SmolLM2) never
-runs on prompt tokens. The first token of both replies is predicted by the last prompt token.
+Log-probabilities are computed only at reply positions: the LM head (49k wide on SmolLM2) never
+runs on prompt tokens, and runs in chunks without holding the batch's logits
+(:mod:`.fused_logps`). The first token of both replies is predicted by the last prompt token.
 """
 
 from __future__ import annotations
@@ -21,7 +23,8 @@ import torch
 import torch.nn.functional as F
 
 from ..core.errors import ConfigError
-from .batching import budget_batches, pack_rows
+from .batching import budget_batches
+from .fused_logps import token_logps
 from .preference import TokenizedPair
 
 PROMPT, CHOSEN, REJECTED = 0, 1, 2
@@ -64,8 +67,14 @@ class PairBatch:
 
 def plan_pair_batches(examples: Sequence[TokenizedPair], batch_tokens: int, max_len: int,
                       seed: int) -> list[list[list[int]]]:
-    """One epoch's batches: pairs packed into rows of at most 2 x max_len tokens (a pair holds
-    the prompt and two replies), rows grouped under the token budget, in a seeded order."""
+    """One epoch's batches: each pair a row of its own, pairs of similar length batched together
+    under the token budget (rows x longest row), in a seeded order.
+
+    A pair holds the prompt and both replies, so it can be up to 2 x max_len long. Rows are not
+    packed with several pairs: the shared-prompt mask is not causal, so attention runs over the
+    whole (width x width) square of a row, and a row of four packed pairs costs four times the
+    attention of four rows of one (on SmolLM2 that is a quarter of the model's work at width 1024).
+    Sorting by length keeps the padding of one-pair rows to a few tokens."""
     import random
 
     capacity = 2 * max_len
@@ -73,11 +82,9 @@ def plan_pair_batches(examples: Sequence[TokenizedPair], batch_tokens: int, max_
         raise ConfigError(f"{batch_tokens} is less than 2 x --max-len ({capacity}): a preference batch "
                           "must hold one pair (prompt + both replies)", "--batch-tokens")
     rng = random.Random(seed)
-    order = list(range(len(examples)))
-    rng.shuffle(order)
-    rows = [[order[i] for i in row] for row in pack_rows([len(examples[i]) for i in order], capacity)]
-    row_len = [sum(len(examples[i]) for i in row) for row in rows]
-    batches = budget_batches(rows, row_len, batch_tokens)
+    rows = [[i] for i in range(len(examples))]
+    rng.shuffle(rows)  # a random tie-break among equal lengths, another each epoch
+    batches = budget_batches(rows, [len(examples[row[0]]) for row in rows], batch_tokens)
     rng.shuffle(batches)
     return batches
 
@@ -148,10 +155,13 @@ def pair_logps(model: Any, batch: PairBatch) -> torch.Tensor:
     """Summed log-probability of each reply: (2n,), pair i's chosen at i, its rejected at n + i."""
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     picked = pair_hidden(base, batch)[batch.source]
-    logits = base.get_output_embeddings()(picked).float()
-    token_logps = logits.log_softmax(-1).gather(1, batch.target[:, None]).squeeze(1)
-    return torch.zeros(2 * batch.n_pairs, dtype=token_logps.dtype,
-                       device=token_logps.device).index_add(0, batch.slot, token_logps)
+    head = base.get_output_embeddings()
+    if head.bias is not None:  # no fused path for a biased head (no such LM in transformers' Llama family)
+        per_token = head(picked).float().log_softmax(-1).gather(1, batch.target[:, None]).squeeze(1)
+    else:
+        per_token = token_logps(picked, head.weight, batch.target)
+    return torch.zeros(2 * batch.n_pairs, dtype=per_token.dtype,
+                       device=per_token.device).index_add(0, batch.slot, per_token)
 
 
 def preference_loss(policy: torch.Tensor, reference: torch.Tensor, beta: float, loss_type: str,

@@ -114,3 +114,71 @@ def test_pairs_and_dpo_config_errors_name_the_key(tmp_path: Path, override: str,
     with pytest.raises(ConfigError) as info:
         load_pipeline(config, [override])
     assert key in str(info.value)
+
+
+def test_an_interrupted_dpo_stage_continues_from_its_checkpoint_on_rerun(tiny_dir: Path, tmp_path: Path, capsys,
+                                                                         monkeypatch) -> None:
+    """Ctrl-C during the dpo stage's third step: the run stops (exit 130) with a checkpoint of two
+    steps; the same command again skips the stages before and trains only the steps left."""
+    import sftdata.finetune.pair_train as pair_train
+
+    config = write_config(tmp_path / "run.yaml", tiny_dir, write_records(tmp_path / "records.jsonl"))
+    raw = yaml.safe_load(config.read_text())
+    raw["dpo"]["epochs"] = 3
+    raw["eval"] = {"enabled": False}
+    config.write_text(yaml.safe_dump(raw), encoding="utf-8")
+    out = tmp_path / "run"
+    steps_run: list[int] = []
+    interrupt = [True]
+    real_lr_at = pair_train.lr_at
+
+    def lr_at(step: int, *args: float) -> float:  # called once per optimizer step, before the update
+        steps_run.append(step)
+        if step == 2 and interrupt and interrupt.pop():
+            raise KeyboardInterrupt  # a Ctrl-C in the middle of the third step, once
+        return real_lr_at(step, *args)
+
+    monkeypatch.setattr(pair_train, "lr_at", lr_at)
+    code, text = run("run", str(config), "--out", str(out), "--no-progress", capsys=capsys)
+    assert code == 130 and "interrupted at step 2" in text, text
+    assert json.loads((out / "dpo" / "stage.json").read_text())["status"] == "running"
+    import torch
+
+    saved = torch.load(out / "dpo" / "checkpoint" / "state.pt", weights_only=False)
+    assert saved["step"] == 2 and [t["step"] for t in saved["curves"]["train"]] == [1, 2]
+
+    steps_run.clear()
+    code, text = run("run", str(config), "--out", str(out), "--no-progress", capsys=capsys)
+    assert code == 0, text
+    assert all(f"[{stage}] finished before" in text for stage in ("export", "finetune", "pairs")), text
+    metrics = json.loads((out / "dpo" / "metrics.json").read_text())
+    total = metrics["steps"]
+    assert total >= 4 and steps_run == list(range(2, total))  # only the steps left were trained
+    curve = metrics["curves"]["train"]
+    assert [t["step"] for t in curve] == list(range(1, total + 1))
+    assert curve[:2] == saved["curves"]["train"]  # the first two steps are the interrupted run's own
+    assert json.loads((out / "dpo" / "stage.json").read_text())["status"] == "done"
+
+
+def test_dry_run_estimates_what_the_pairs_stage_asks(tiny_dir: Path, tmp_path: Path, capsys) -> None:
+    config = write_config(tmp_path / "run.yaml", tiny_dir, write_records(tmp_path / "records.jsonl"))
+    args = ["run", str(config), "--out", str(tmp_path / "r"), "--dry-run"]
+    # after a finetune stage, with no source named: one base sample and one SFT adapter answer per
+    # instruction (the adapter's runs here), each of the three candidates scored by the judge
+    code, text = run(*args, "--json", "--set", "pairs.rank_by=judge", "--set", "pairs.limit=5", capsys=capsys)
+    assert code == 0, text
+    pairs = json.loads(text)["estimate"]["stages"]["pairs"]
+    assert (pairs["prompts"], pairs["candidates_per_prompt"]) == (5, 3)
+    assert (pairs["candidate_requests"], pairs["local_adapter_generations"]) == (5, 5)
+    assert 15 <= pairs["judge_requests"] <= 17  # one per candidate, and some retried
+    assert pairs["requests"] == 5 + pairs["judge_requests"] and pairs["completion_tokens"] > 5 * 6
+    # pairwise over 2 samples + another model + the record's own: 6 games in both orders per prompt
+    code, text = run(*args, "--json", "--set", "pairs.rank_by=pairwise", "--set", "pairs.limit=5",
+                     "--set", "pairs.candidates=2", "--set", "pairs.candidate_model=[other]", capsys=capsys)
+    pairs = json.loads(text)["estimate"]["stages"]["pairs"]
+    assert (pairs["candidate_requests"], pairs["local_adapter_generations"]) == (15, 0)
+    assert 60 <= pairs["judge_requests"] <= 67
+    # ranked by the scores the records hold: no judge request; one prompt per seed record (16) assumed
+    code, text = run(*args, capsys=capsys)
+    assert code == 0 and "pairs: requests 16, " in text and "judge_requests 0" in text, text
+    assert not (tmp_path / "r").exists()
