@@ -12,9 +12,11 @@ against the exact filter, and docs/cluster.md gives the numbers. CJK text is tok
 character exactly as the exact filter does (``--rouge-tokenizer``), so the blocking is CJK-aware.
 
 Per text the cost is one signature (``bands * rows`` hashes of its elements, vectorized over a
-chunk of texts), ``bands`` bucket keys and an LCS per candidate; the candidates per text grow with
-the corpus when unrelated texts share many frequent tokens (measured in docs/cluster.md: the exact
-index is faster on one machine; the blocking's point is that its search splits over a cluster).
+chunk of texts), ``bands`` bucket keys and an LCS per candidate. Unrelated texts that share frequent
+tokens fill a few buckets whose size grows with the corpus (all their pairs: ~N^2); the batch search
+(:func:`bucket_pairs`) therefore searches a bucket of more than ``BUCKET_CAP`` members with the exact
+prefix-filter index instead of pair by pair, and streams the other candidates a chunk at a time.
+The incremental :class:`LSHIndex` has no cap: it is the reference for buckets up to the cap.
 Element hashes are CRC-32 based, not Python's ``hash``, so signatures are the same in every process
 (Ray workers, reruns): the output is deterministic.
 """
