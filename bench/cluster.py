@@ -14,12 +14,14 @@ share LSH drops too) and the residual (pairs above the threshold left among LSH'
 running the exact index over them). One line:
 
     python bench/cluster.py --n 20000 --recall-n 1000000   # --n 0: the blocking line only
+    python bench/cluster.py --n 0 --no-cluster-lsh --recall-n 1000000   # one process, no Ray
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
+import resource
 import sys
 import tempfile
 import time
@@ -43,7 +45,12 @@ def main() -> int:
     parser.add_argument("--recall-n", type=int, default=100_000, help="instructions for the blocking recall (0: skip)")
     parser.add_argument("--bands", type=int, default=None)
     parser.add_argument("--rows", type=int, default=None)
+    parser.add_argument("--no-cluster-lsh", action="store_true",
+                        help="skip the blocking's cluster leg (at 1M: one Ray cluster less in memory)")
     args = parser.parse_args()
+    if not args.n and args.no_cluster_lsh:  # the blocking line in one process: no cluster to start
+        blocking(None, args)
+        return 0
     import ray
     from ray.cluster_utils import Cluster
 
@@ -98,19 +105,22 @@ def blocking(ray: object, args: argparse.Namespace) -> None:
     pairs = lsh_pairs(texts, config)
     lsh = [m.novel for m in EdgeIndex(texts, 0, pairs, 0.7).check_and_add_many(texts)]
     lsh_s = time.process_time() - started
-    started = time.perf_counter()
-    replay = EdgeIndex(texts, 0, lsh_pairs(texts, config, ray_mapper(ray), args.nodes), 0.7)
-    on_cluster = [m.novel for m in replay.check_and_add_many(texts)]
-    cluster_s = time.perf_counter() - started
+    cluster = "not run"
+    if not args.no_cluster_lsh:
+        started = time.perf_counter()
+        replay = EdgeIndex(texts, 0, lsh_pairs(texts, config, ray_mapper(ray), args.nodes), 0.7)
+        same = [m.novel for m in replay.check_and_add_many(texts)] == lsh
+        cluster = f"{time.perf_counter() - started:.1f} s wall (same decisions: {same})"
     dropped = {i for i, novel in enumerate(exact) if not novel}
     caught = sum(1 for i in dropped if not lsh[i])
     kept = [text for text, novel in zip(texts, lsh) if novel]
     residual = sum(1 for m in RougeIndex("auto", 0.7).check_and_add_many(kept) if not m.novel)
     print(f"blocking N={len(texts)} (bands {config.lsh_bands} x rows {config.lsh_rows}): exact index "
           f"{exact_s:.1f} CPU s, LSH {lsh_s:.1f} CPU s ({exact_s / lsh_s:.2f}x), LSH on the {args.nodes}-node "
-          f"cluster {cluster_s:.1f} s wall (same decisions: {on_cluster == lsh}); recall {caught / len(dropped):.4f} "
+          f"cluster {cluster}; recall {caught / len(dropped):.4f} "
           f"({caught}/{len(dropped)}), LSH dropped {sum(not n for n in lsh)}, residual pairs above 0.7 among "
-          f"LSH's {len(kept)} kept: {residual} ({residual / len(kept):.4%}); {len(pairs)} verified pairs above 0.7")
+          f"LSH's {len(kept)} kept: {residual} ({residual / len(kept):.4%}); {len(pairs)} verified pairs above 0.7; "
+          f"peak RSS {resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 2**20:.2f} GB", flush=True)
 
 
 if __name__ == "__main__":

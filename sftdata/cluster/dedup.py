@@ -9,9 +9,11 @@
    token ids the driver interned once), returning the pairs above the threshold.
 
 The driver then replays the filter's decisions from those pairs (:class:`~sftdata.filter.lsh.EdgeIndex`),
-so the cluster decides exactly as one process does with ``--rouge-blocking lsh`` (tested). What does
-not scale here: a bucket holding m texts costs m(m-1)/2 verified pairs (templated near-identical
-data), and the replay holds the pairs and a dict of the distinct instructions in the driver's memory.
+so the cluster decides exactly as one process does with ``--rouge-blocking lsh`` (tested). Each task
+streams its candidates (verified a chunk at a time, a pair only in the first band it meets in) and
+searches a bucket of more than ``BUCKET_CAP`` members with the exact prefix-filter index instead of
+all its pairs. What does not scale here: the replay holds the verified pairs and a dict of the
+distinct instructions in the driver's memory, and every task holds all texts' keys and token ids.
 """
 
 from __future__ import annotations

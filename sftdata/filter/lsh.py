@@ -12,9 +12,11 @@ against the exact filter, and docs/cluster.md gives the numbers. CJK text is tok
 character exactly as the exact filter does (``--rouge-tokenizer``), so the blocking is CJK-aware.
 
 Per text the cost is one signature (``bands * rows`` hashes of its elements, vectorized over a
-chunk of texts), ``bands`` bucket keys and an LCS per candidate; the candidates per text grow with
-the corpus when unrelated texts share many frequent tokens (measured in docs/cluster.md: the exact
-index is faster on one machine; the blocking's point is that its search splits over a cluster).
+chunk of texts), ``bands`` bucket keys and an LCS per candidate. Unrelated texts that share frequent
+tokens fill a few buckets whose size grows with the corpus (all their pairs: ~N^2); the batch search
+(:func:`bucket_pairs`) therefore searches a bucket of more than ``BUCKET_CAP`` members with the exact
+prefix-filter index instead of pair by pair, and streams the other candidates a chunk at a time.
+The incremental :class:`LSHIndex` has no cap: it is the reference for buckets up to the cap.
 Element hashes are CRC-32 based, not Python's ``hash``, so signatures are the same in every process
 (Ray workers, reruns): the output is deterministic.
 """
@@ -24,14 +26,14 @@ from __future__ import annotations
 import itertools
 import zlib
 from array import array
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import numpy as np
 from numba import njit
 
 from ._lcs import fscore
-from .rouge import MAX_COMPARED_TOKENS, RougeMatch
+from .rouge import MAX_COMPARED_TOKENS, RougeIndex, RougeMatch
 from .tokenize import get_tokenizer
 
 __all__ = ["LSHIndex", "EdgeIndex", "lsh_pairs", "local_map"]
@@ -40,6 +42,8 @@ DEFAULT_BANDS = 32
 _CHUNK = 1024  # texts per signature matrix
 DEFAULT_ROWS = 6
 _SEED = 20240601
+BUCKET_CAP = 256  # a bucket with more members is frequent-token noise: not all its pairs (below)
+_PAIR_CHUNK = 1 << 20  # candidate pairs generated and verified at a time: bounds the memory
 
 
 def _permutations(count: int) -> tuple[np.ndarray, np.ndarray]:
@@ -232,31 +236,79 @@ def signatures(texts: list[str], config: Any) -> tuple[np.ndarray, np.ndarray]:
 
 
 def bucket_pairs(bands: list[int], parts: list[tuple[np.ndarray, np.ndarray]], toks: np.ndarray,
-                 start: np.ndarray, threshold: float) -> np.ndarray:
+                 start: np.ndarray, threshold: float, cap: int = BUCKET_CAP) -> np.ndarray:
     """Rows (later, earlier, F) of the pairs sharing a bucket of ``bands`` whose F > threshold.
-    ``parts``: :func:`signatures` of consecutive slices of the texts."""
-    present = np.concatenate([p for _, p in parts])
-    ids = np.flatnonzero(present)
-    codes: list[np.ndarray] = []
+    ``parts``: :func:`signatures` of consecutive slices of the texts.
+
+    Streamed: the pairs of each band are made ``_PAIR_CHUNK`` at a time and verified at once, so the
+    memory is the keys plus one chunk, however many candidates there are. A pair that shares buckets
+    in several bands is verified in the first of them only (the earlier bands' keys say so), so a
+    pair costs one LCS whichever task holds which bands. A bucket of more than ``cap`` members is
+    searched by the exact prefix-filter index instead (:func:`_oversize_pairs`), not pair by pair."""
+    keys = np.ascontiguousarray(np.concatenate([k for k, _ in parts]).T)  # (bands, texts)
+    ids = np.flatnonzero(np.concatenate([p for _, p in parts]))
+    enumerated = np.zeros((keys.shape[0], len(ids)), dtype=bool)  # [band, i]: ids[i]'s bucket had its pairs made
+    runs = []
+    for band in range(max(bands, default=-1) + 1):
+        order, starts, lengths = _runs(keys[band, ids])
+        enumerated[band, order] = np.repeat(lengths <= cap, lengths)
+        runs.append((order, starts, lengths))
+    where = np.full(keys.shape[1], -1, dtype=np.int64)
+    where[ids] = np.arange(len(ids))
+    rows = [np.zeros((0, 3))]
     for band in bands:
-        keys = np.concatenate([k[:, band] for k, _ in parts])[ids]
-        order = np.argsort(keys, kind="stable")
-        starts = np.concatenate([[0], np.flatnonzero(np.diff(keys[order])) + 1])
-        lengths = np.diff(np.append(starts, len(order)))
-        twos = starts[lengths == 2]  # most shared buckets hold two texts: all at once
-        low, high = ids[order[twos]], ids[order[twos + 1]]
-        codes.append(np.minimum(low, high).astype(np.int64) * len(present) + np.maximum(low, high))
-        for first_row, length in zip(starts[lengths > 2].tolist(), lengths[lengths > 2].tolist()):
-            members = np.sort(ids[order[first_row:first_row + length]]).astype(np.int64)  # one shared bucket
-            first, second = np.triu_indices(length, k=1)  # first < second: earlier, later
-            codes.append(members[first] * len(present) + members[second])
-    if not codes:
-        return np.zeros((0, 3))
-    unique = np.unique(np.concatenate(codes))
-    earlier, later = unique // len(present), unique % len(present)
-    scores = pair_scores(toks, start, earlier, later)
-    above = scores > threshold
-    return np.stack([later[above], earlier[above], scores[above]], axis=1)
+        order, starts, lengths = runs[band]
+        for earlier, later in _candidates(ids[order], starts, lengths, cap):
+            fresh = np.ones(len(earlier), dtype=bool)
+            for before in range(band):  # met in an earlier band's enumerated bucket: verified there
+                fresh &= ~((keys[before, earlier] == keys[before, later]) & enumerated[before, where[earlier]])
+            earlier, later = earlier[fresh], later[fresh]
+            scores = pair_scores(toks, start, earlier, later)
+            above = scores > threshold
+            rows.append(np.stack([later[above], earlier[above], scores[above]], axis=1))
+        for first_row, length in zip(starts[lengths > cap].tolist(), lengths[lengths > cap].tolist()):
+            members = np.sort(ids[order[first_row:first_row + length]])
+            rows.append(_oversize_pairs(members, toks, start, threshold))
+    return np.concatenate(rows)
+
+
+def _runs(band_keys: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(stable order of the keys, where each run of equal keys starts in it, run lengths)."""
+    order = np.argsort(band_keys, kind="stable")
+    starts = np.concatenate([[0], np.flatnonzero(np.diff(band_keys[order])) + 1]).astype(np.int64)
+    return order, starts, np.diff(np.append(starts, len(order)))
+
+
+def _candidates(members: np.ndarray, starts: np.ndarray, lengths: np.ndarray,
+                cap: int) -> Iterator[tuple[np.ndarray, np.ndarray]]:
+    """(earlier, later) pairs of every bucket of 2..cap members, at most about ``_PAIR_CHUNK`` at a
+    time; ``members``: text ids in key order (ascending within a bucket: the sort was stable)."""
+    for length in np.unique(lengths[(lengths >= 2) & (lengths <= cap)]).tolist():
+        first, second = np.triu_indices(length, k=1)  # first < second: earlier, later
+        bucket_starts = starts[lengths == length]
+        step = max(1, _PAIR_CHUNK // len(first))
+        for at in range(0, len(bucket_starts), step):
+            base = bucket_starts[at:at + step, None]
+            yield (members[base + first].ravel().astype(np.int64),
+                   members[base + second].ravel().astype(np.int64))
+
+
+def _oversize_pairs(members: np.ndarray, toks: np.ndarray, start: np.ndarray, threshold: float) -> np.ndarray:
+    """Rows (later, earlier, F > threshold) in a bucket of too many members for all their pairs:
+    the members in order through the exact prefix-filter index (:class:`RougeIndex`, check and add),
+    so each member gets a row for a member it is found similar to among those kept before it in the
+    bucket. Every row is a real pair above the threshold (the F is rouge-score's expression, as in
+    :func:`pair_scores`); a pair whose earlier text the bucket's pass dropped is not reported (a miss
+    in the recall, never a wrong drop). The index reads the token ids as words ("rouge" tokenizer)."""
+    words = [" ".join(map(str, toks[start[doc]:start[doc + 1]].tolist())) for doc in members.tolist()]
+    kept: dict[str, int] = {}
+    rows = []
+    for doc, text, match in zip(members.tolist(), words, RougeIndex("rouge", threshold).check_and_add_many(words)):
+        if match.novel:
+            kept.setdefault(text, doc)
+        else:
+            rows.append((doc, kept[match.most_similar], match.score))
+    return np.array(rows, dtype=np.float64).reshape(-1, 3)
 
 
 def intern(texts: list[str], tokenizer: str) -> tuple[np.ndarray, np.ndarray]:

@@ -12,12 +12,14 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 from cli_helpers import run_cli
 from rouge_score import rouge_scorer
 
 from sftdata.core.records import Record, write_jsonl
+from sftdata.filter import lsh
 from sftdata.filter.config import FilterConfig
-from sftdata.filter.lsh import EdgeIndex, LSHIndex, lsh_pairs
+from sftdata.filter.lsh import EdgeIndex, LSHIndex, bucket_pairs, intern, lsh_pairs, signatures
 from sftdata.filter.rouge import RougeIndex
 from sftdata.filter.tokenize import tokenize_cjk
 
@@ -99,3 +101,54 @@ def test_filter_command_takes_rouge_blocking_lsh(tmp_path: Path, capsys) -> None
     code, _, err = run_cli(["filter", str(tmp_path / "in.jsonl"), "--out", str(tmp_path / "p"),
                             "--rouge-blocking", "lsh", "--lsh-rows", "0"], capsys)
     assert code == 2 and "--lsh-rows" in err
+
+
+def _bucket_setup(rows: int, bands: int) -> tuple[list[str], list, object, object]:
+    """Texts sharing six frequent words (F ~0.4: noise) mixed with near-duplicates, their keys and ids."""
+    rng = random.Random(11)
+    vocabulary = [f"w{k}" for k in range(3000)]
+    texts = [" ".join(["the", "of", "a", "to", "and", "in"] + rng.sample(vocabulary, 8)) for _ in range(240)]
+    texts += [text.replace(text.split()[-1], "changed") for text in texts[:60]]
+    config = FilterConfig(rouge_blocking="lsh", lsh_bands=bands, lsh_rows=rows)
+    toks, start = intern(texts, "auto")
+    return texts, [signatures(texts, config)], toks, start
+
+
+def _all_bucket_pairs_above(texts: list[str], parts: list) -> dict[tuple[int, int], float]:
+    """(later, earlier) -> F of every pair sharing a bucket in some band, scored by rouge-score itself."""
+    keys, _present = parts[0]
+    scorer = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=False)
+    out = {}
+    for later in range(len(texts)):
+        for earlier in range(later):
+            if (keys[earlier] == keys[later]).any():
+                score = scorer.score(texts[earlier], texts[later])["rougeL"].fmeasure
+                if score > 0.7:
+                    out[(later, earlier)] = score
+    return out
+
+
+def test_streamed_bucket_pairs_find_every_pair_above_the_threshold_that_shares_a_bucket(monkeypatch) -> None:
+    texts, parts, toks, start = _bucket_setup(rows=1, bands=4)
+    monkeypatch.setattr(lsh, "_PAIR_CHUNK", 7)  # many chunks per band
+    found = np.concatenate([bucket_pairs([band], parts, toks, start, 0.7, cap=10**6) for band in range(4)])
+    got = {(int(a), int(b)): s for a, b, s in found.tolist()}
+    assert len(got) == len(found)  # a pair met in several bands is verified in the first one only
+    expected = _all_bucket_pairs_above(texts, parts)
+    assert got.keys() == expected.keys() and all(abs(got[k] - expected[k]) < 1e-12 for k in got)
+    assert len(expected) >= 60
+
+
+def test_an_oversize_bucket_is_searched_by_the_exact_index_and_only_drops_for_real_pairs() -> None:
+    texts, parts, toks, start = _bucket_setup(rows=1, bands=4)
+    keys, _present = parts[0]
+    assert max(np.unique(keys[:, band], return_counts=True)[1].max() for band in range(4)) > 40
+    capped = bucket_pairs(list(range(4)), parts, toks, start, 0.7, cap=20)
+    expected = _all_bucket_pairs_above(texts, parts)
+    for later, earlier, score in capped.tolist():  # every row a real pair above the threshold
+        assert abs(expected[(int(later), int(earlier))] - score) < 1e-12
+    found_later = {int(later) for later, _earlier, _score in capped.tolist()}
+    assert found_later == {later for later, _earlier in expected}  # here every near-duplicate is still found
+    replay = EdgeIndex(texts, 0, capped, 0.7).check_and_add_many(texts)
+    exact = RougeIndex("auto", 0.7).check_and_add_many(texts)
+    assert [m.novel for m in replay] == [m.novel for m in exact]
