@@ -107,7 +107,8 @@ def run_sftdata(args: argparse.Namespace) -> dict:
         summary = finetune(FinetuneConfig(
             data=[str(data)], out=str(Path(tmp) / "out"), base_model=args.base_model, epochs=1, lr=LR,
             max_len=args.max_len, batch_tokens=args.rows * args.max_len, eval_split=0.0, packing=True,
-            precision=args.precision, progress=False, seed=0))
+            precision=args.precision, progress=False, seed=0,
+            min_lr_ratio=0.0))  # the Trainer sides' cosine decays to 0, sftdata's default to 0.1 x lr
         cpu = cpu_seconds() - cpu0
         peak = peak_mb()  # before the scoring below loads a second copy of the model
         import torch
