@@ -2,7 +2,8 @@
 transformers ``Trainer`` + peft LoRA, in one run.
 
 All three sides train the same model with the same LoRA config (all linear layers, r=16, alpha=32,
-dropout 0), the same learning rate and schedule, the same precision, for one epoch over the
+dropout 0), the same optimizer (fused AdamW, no weight decay, clipping at 1.0), the same learning
+rate and schedule (cosine to 0), the same precision, for one epoch over the
 same examples: the first ``--examples`` records of ``seeds/en.jsonl`` (real instruction data,
 151 tokens on average with SmolLM2's template), rendered and masked by
 ``sftdata.finetune.data`` so every side sees identical token ids and loss masks.
