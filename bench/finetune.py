@@ -2,7 +2,9 @@
 transformers ``Trainer`` + peft LoRA, in one run.
 
 All three sides train the same model with the same LoRA config (all linear layers, r=16, alpha=32,
-dropout 0), the same learning rate and schedule, the same precision, for one epoch over the
+dropout 0), the same optimizer (fused AdamW, no weight decay, clipping at 1.0), the same learning
+rate (constant, no warmup: a few-step run would otherwise see sftdata's and transformers' cosine
+discretized differently, step for step), the same precision, for one epoch over the
 same examples: the first ``--examples`` records of ``seeds/en.jsonl`` (real instruction data,
 151 tokens on average with SmolLM2's template), rendered and masked by
 ``sftdata.finetune.data`` so every side sees identical token ids and loss masks.
@@ -107,7 +109,8 @@ def run_sftdata(args: argparse.Namespace) -> dict:
         summary = finetune(FinetuneConfig(
             data=[str(data)], out=str(Path(tmp) / "out"), base_model=args.base_model, epochs=1, lr=LR,
             max_len=args.max_len, batch_tokens=args.rows * args.max_len, eval_split=0.0, packing=True,
-            precision=args.precision, progress=False, seed=0))
+            precision=args.precision, progress=False, seed=0,
+            warmup_ratio=0.0, min_lr_ratio=1.0))  # a constant lr, as the Trainer sides get
         cpu = cpu_seconds() - cpu0
         peak = peak_mb()  # before the scoring below loads a second copy of the model
         import torch
@@ -135,11 +138,11 @@ def lora_model(args: argparse.Namespace):
     return model, tokenizer, bf16
 
 
-def training_args(cls, args: argparse.Namespace, out: str, bf16: bool, steps: int, **extra):
+def training_args(cls, args: argparse.Namespace, out: str, bf16: bool, **extra):
     import torch
 
     return cls(output_dir=out, per_device_train_batch_size=args.rows, num_train_epochs=1, learning_rate=LR,
-               lr_scheduler_type="cosine", warmup_steps=round(0.05 * steps), max_grad_norm=1.0,
+               lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
                weight_decay=0.0, bf16=bf16, use_cpu=not torch.cuda.is_available(), report_to=[],
                save_strategy="no", logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
                **extra)
@@ -173,7 +176,7 @@ def run_baseline(args: argparse.Namespace) -> dict:
              "labels": e.labels + [-100] * (args.max_len - len(e))} for e in examples]
     timer = loop_timer()
     with tempfile.TemporaryDirectory() as tmp:
-        config = training_args(TrainingArguments, args, tmp, bf16, -(-len(rows) // args.rows))
+        config = training_args(TrainingArguments, args, tmp, bf16)
         trainer = Trainer(model=model, args=config, train_dataset=rows, callbacks=[timer],
                           data_collator=lambda batch: {k: torch.tensor([b[k] for b in batch]) for k in batch[0]})
         result = trainer.train()
@@ -196,8 +199,7 @@ def run_trl(args: argparse.Namespace) -> dict:
                               for e in examples])
     timer = loop_timer()
     with tempfile.TemporaryDirectory() as tmp:
-        packed_steps = -(-sum(len(e) for e in examples) // (args.rows * args.max_len))  # for the warmup
-        config = training_args(SFTConfig, args, tmp, bf16, packed_steps,
+        config = training_args(SFTConfig, args, tmp, bf16,
                                packing=True, padding_free=True, max_length=args.max_len,
                                completion_only_loss=True, dataset_num_proc=None)
         trainer = SFTTrainer(model=model, args=config, train_dataset=data, processing_class=tokenizer,
@@ -265,7 +267,7 @@ def main() -> None:
     print(f"model: {model}; {args.examples} examples of seeds/en.jsonl, max-len {args.max_len}, "
           f"{args.rows} rows/batch (sftdata: token budget rows x max-len, packed; TRL: rows packed "
           f"sequences of max-len, padding-free; Trainer: rows padded to max-len); LoRA r16/a32 all-linear, "
-          f"lr {LR} cosine, 1 epoch; precision {args.precision}", file=sys.stderr)
+          f"lr {LR} constant, 1 epoch; precision {args.precision}", file=sys.stderr)
     peers = {"trl": ("TRL SFTTrainer packing", "trl", 1.3), "trainer": ("Trainer+padding", "baseline", 2.0)}
     chosen = [peers[name.strip()] for name in args.peers.split(",") if name.strip()]
     sides = {}

@@ -141,7 +141,8 @@ def copy_tree(dest: Path) -> None:
 
 def run_tests(tree: Path, tests: tuple[str, ...], timeout: float) -> tuple[bool, float]:
     """(passed, seconds) of the focused tests on ``tree``; a timeout counts as a failure (killed)."""
-    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1"}
+    # one torch thread: the focused tests use tiny models, and with --jobs several runs share the cores
+    env = {**os.environ, "PYTHONPATH": str(tree), "PYTHONDONTWRITEBYTECODE": "1", "OMP_NUM_THREADS": "1"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", "-p", "no:randomly",
                "-o", "addopts=", *tests]
     started = time.perf_counter()

@@ -36,6 +36,20 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> floa
     return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (peak - floor)
 
 
+def optimizer_step(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], step: int, total: int,
+                   warmup: int, peak: float, floor: float, max_grad_norm: float) -> tuple[float, float]:
+    """One optimizer step after the window's backward: clip the gradients to ``max_grad_norm``, set
+    the learning rate of ``step`` (:func:`lr_at`), step, clear the gradients. Returns
+    (gradient norm before clipping, learning rate)."""
+    grad_norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
+    lr = lr_at(step, total, warmup, peak, floor)
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+    optimizer.step()
+    optimizer.zero_grad(set_to_none=True)
+    return float(grad_norm), lr
+
+
 def load_base(base_model: str | None, dtype: torch.dtype = torch.float32) -> tuple[Any, Any, str]:
     """(model, tokenizer, resolved path). None means the embedded SmolLM2-135M-Instruct; a ``.gguf``
     file loads dequantized (and is what the adapter records as its base, not the cache directory)."""

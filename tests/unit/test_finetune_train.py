@@ -16,9 +16,9 @@ from sftdata.finetune.batching import collate
 from sftdata.finetune.data import IGNORE, TokenizedExample, load_rows
 from sftdata.finetune.methods import MethodOptions, apply_method
 from sftdata.finetune.outputs import Curves
-from sftdata.finetune.runtime import Dist, TokenLoss, batch_loss
+from sftdata.finetune.runtime import Dist, TokenLoss, batch_loss, lr_at, optimizer_step
 from sftdata.finetune.tiny import byte_tokenizer, tiny_llama, tiny_llama_dir
-from sftdata.finetune.train import FinetuneConfig, backward_window, lr_at, split_eval, train_adapter
+from sftdata.finetune.train import FinetuneConfig, backward_window, split_eval, train_adapter
 
 WORDS = ["apple", "river", "stone", "cloud", "green", "tiger", "music", "paper"]
 # learning rates that make a 20k-parameter random model learn within a few dozen steps
@@ -84,6 +84,18 @@ def test_learning_rate_warms_up_then_decays_by_cosine_to_the_floor():
     assert lrs[10] == pytest.approx(1.0) and lrs[-1] == pytest.approx(0.1)
     assert all(a >= b for a, b in zip(lrs[10:], lrs[11:]))
     assert lr_at(55, 100, 10, 1.0, 0.1) == pytest.approx(0.1 + 0.45 * (1 + math.cos(math.pi * 45 / 89)))
+
+
+def test_optimizer_step_clips_sets_the_scheduled_lr_steps_and_clears_gradients():
+    weight = torch.nn.Parameter(torch.zeros(4))
+    optimizer = torch.optim.SGD([weight], lr=123.0)
+    weight.grad = torch.tensor([3.0, 4.0, 0.0, 0.0])  # norm 5, clipped to 1
+    grad_norm, lr = optimizer_step(optimizer, [weight], step=55, total=100, warmup=10, peak=1.0, floor=0.1,
+                                   max_grad_norm=1.0)
+    assert grad_norm == pytest.approx(5.0)  # the norm before clipping, as the curves log it
+    assert lr == pytest.approx(lr_at(55, 100, 10, 1.0, 0.1)) == optimizer.param_groups[0]["lr"]
+    assert weight.detach().tolist() == pytest.approx([-lr * 0.6, -lr * 0.8, 0.0, 0.0], rel=1e-5)
+    assert weight.grad is None
 
 
 def test_eval_split_is_seeded_and_keeps_duplicates_together():
