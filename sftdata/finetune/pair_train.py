@@ -33,7 +33,7 @@ from .methods import count_parameters
 from .outputs import INFO_FILE, METRICS_FILE, PLOT_FILE
 from .pair_batching import PairBatch, collate_pairs, plan_pair_batches
 from .preference import PairReport, load_pairs, pair_row, split_pairs, tokenize_pairs
-from .runtime import lr_at, peak_memory_mb, pick_device, use_bf16
+from .runtime import optimizer_step, peak_memory_mb, pick_device, use_bf16
 
 
 class Objective(Protocol):
@@ -160,16 +160,12 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
                 stats.append(stat)
                 counters["real_tokens"] += batch.n_real
             counters["pairs"] += n_window
-            grad_norm = torch.nn.utils.clip_grad_norm_(params, config.max_grad_norm)
-            lr = lr_at(step, total_steps, warmup, config.lr, config.lr * config.min_lr_ratio)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            optimizer.step()
-            optimizer.zero_grad(set_to_none=True)
+            grad_norm, lr = optimizer_step(optimizer, params, step, total_steps, warmup, config.lr,
+                                           config.lr * config.min_lr_ratio, config.max_grad_norm)
             loss_sum = float(loss_sum)  # the step's one sync, before the clock is read
             counters["train_seconds"] = time.perf_counter() - resumed_at
             curves["train"].append({"step": step + 1, "loss": loss_sum / n_window, **_mean_stats(stats),
-                                    "lr": lr, "grad_norm": float(grad_norm), "pairs": n_window,
+                                    "lr": lr, "grad_norm": grad_norm, "pairs": n_window,
                                     "epoch": window[-1][0], "seconds": round(counters["train_seconds"], 3)})
             if (step + 1) % eval_every == 0 or step + 1 == total_steps:
                 result = evaluate()
