@@ -36,6 +36,7 @@ def make_server():
         srv.stop()
 
 
+@pytest.hookimpl(tryfirst=True)  # before xdist's own hook, which reads the groups into the node ids
 def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
     """Under ``pytest -n 2 --dist loadgroup`` (make test), the tests that load the embedded model run one
     after another on one worker while the other worker takes the rest: two model tests side by side
