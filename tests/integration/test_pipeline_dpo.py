@@ -130,15 +130,15 @@ def test_an_interrupted_dpo_stage_continues_from_its_checkpoint_on_rerun(tiny_di
     out = tmp_path / "run"
     steps_run: list[int] = []
     interrupt = [True]
-    real_lr_at = pair_train.lr_at
+    real_step = pair_train.optimizer_step
 
-    def lr_at(step: int, *args: float) -> float:  # called once per optimizer step, before the update
+    def optimizer_step(optimizer, params, step: int, *args: float) -> tuple[float, float]:  # once per step
         steps_run.append(step)
         if step == 2 and interrupt and interrupt.pop():
             raise KeyboardInterrupt  # a Ctrl-C in the middle of the third step, once
-        return real_lr_at(step, *args)
+        return real_step(optimizer, params, step, *args)
 
-    monkeypatch.setattr(pair_train, "lr_at", lr_at)
+    monkeypatch.setattr(pair_train, "optimizer_step", optimizer_step)
     code, text = run("run", str(config), "--out", str(out), "--no-progress", capsys=capsys)
     assert code == 130 and "interrupted at step 2" in text, text
     assert json.loads((out / "dpo" / "stage.json").read_text())["status"] == "running"
