@@ -110,7 +110,8 @@ def run_sftdata(args: argparse.Namespace) -> dict:
             data=[str(data)], out=str(Path(tmp) / "out"), base_model=args.base_model, epochs=1, lr=LR,
             max_len=args.max_len, batch_tokens=args.rows * args.max_len, eval_split=0.0, packing=True,
             precision=args.precision, progress=False, seed=0,
-            warmup_ratio=0.0, min_lr_ratio=1.0))  # a constant lr, as the Trainer sides get
+            warmup_ratio=0.0, min_lr_ratio=1.0,  # a constant lr, as the Trainer sides get
+            gradient_checkpointing=args.gradient_checkpointing))
         cpu = cpu_seconds() - cpu0
         peak = peak_mb()  # before the scoring below loads a second copy of the model
         import torch
@@ -145,7 +146,8 @@ def training_args(cls, args: argparse.Namespace, out: str, bf16: bool, **extra):
                lr_scheduler_type="constant", warmup_steps=0, max_grad_norm=1.0,
                weight_decay=0.0, bf16=bf16, use_cpu=not torch.cuda.is_available(), report_to=[],
                save_strategy="no", logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
-               **extra)
+               # SFTConfig turns it on by default, TrainingArguments and sftdata do not: every side the same
+               gradient_checkpointing=args.gradient_checkpointing, **extra)
 
 
 def loop_timer():
@@ -216,6 +218,8 @@ def child(side: str, args: argparse.Namespace) -> dict:
            str(args.max_len), "--rows", str(args.rows), "--precision", args.precision]
     if args.base_model:
         cmd += ["--base-model", args.base_model]
+    if args.gradient_checkpointing:
+        cmd += ["--gradient-checkpointing"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
@@ -247,6 +251,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="Baseline examples per batch; sftdata's token "
                                                           "budget is rows x max-len.")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="Recompute activations on every side (TRL's SFTConfig default; off by default "
+                             "here, as in sftdata and TrainingArguments).")
     parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
     parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
     parser.add_argument("--side", choices=["sftdata", "trl", "baseline"], help=argparse.SUPPRESS)
@@ -267,7 +274,8 @@ def main() -> None:
     print(f"model: {model}; {args.examples} examples of seeds/en.jsonl, max-len {args.max_len}, "
           f"{args.rows} rows/batch (sftdata: token budget rows x max-len, packed; TRL: rows packed "
           f"sequences of max-len, padding-free; Trainer: rows padded to max-len); LoRA r16/a32 all-linear, "
-          f"lr {LR} constant, 1 epoch; precision {args.precision}", file=sys.stderr)
+          f"lr {LR} constant, 1 epoch; precision {args.precision}; gradient checkpointing "
+          f"{'on' if args.gradient_checkpointing else 'off'} on every side", file=sys.stderr)
     peers = {"trl": ("TRL SFTTrainer packing", "trl", 1.3), "trainer": ("Trainer+padding", "baseline", 2.0)}
     chosen = [peers[name.strip()] for name in args.peers.split(",") if name.strip()]
     sides = {}
