@@ -92,7 +92,8 @@ def run_sftdata(args: argparse.Namespace) -> dict:
         summary = finetune(FinetuneConfig(
             data=[str(data)], out=str(Path(tmp) / "out"), base_model=args.base_model, method="dpo", epochs=1,
             lr=LR, max_len=args.max_len, batch_tokens=batch_tokens, eval_split=0.0, precision=args.precision,
-            progress=False, seed=0, lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], beta=0.1))
+            progress=False, seed=0, lora_r=LORA["r"], lora_alpha=LORA["lora_alpha"], beta=0.1,
+            gradient_checkpointing=args.gradient_checkpointing))
         cpu = cpu_seconds() - cpu0
     tokens = sum(2 * len(e.prompt_ids) + len(e.chosen_ids) + len(e.rejected_ids) for e in examples)
     return {"seconds": summary["train_seconds"] + summary["reference_seconds"], "cpu_seconds": cpu,
@@ -121,7 +122,9 @@ def run_trl(args: argparse.Namespace, precompute: bool) -> dict:
                            beta=0.1, loss_type=["sigmoid"], max_length=None, bf16=bf16,
                            use_cpu=not torch.cuda.is_available(), report_to=[], save_strategy="no",
                            logging_strategy="no", disable_tqdm=True, dataloader_num_workers=0, seed=0,
-                           precompute_ref_log_probs=precompute)
+                           precompute_ref_log_probs=precompute,
+                           # DPOConfig turns it on by default, sftdata does not: every side the same
+                           gradient_checkpointing=args.gradient_checkpointing)
         trainer = DPOTrainer(model=model, args=config, train_dataset=Dataset.from_list(rows),
                              processing_class=tokenizer, peft_config=LoraConfig(task_type="CAUSAL_LM", **LORA))
         dataset = trainer.train_dataset
@@ -137,6 +140,8 @@ def run_trl(args: argparse.Namespace, precompute: bool) -> dict:
 def child(side: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--side", side, "--pairs", str(args.pairs), "--max-len", str(args.max_len),
            "--rows", str(args.rows), "--precision", args.precision, "--base-model", args.base_model]
+    if args.gradient_checkpointing:
+        cmd += ["--gradient-checkpointing"]
     proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
     if proc.returncode != 0:
         sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
@@ -168,6 +173,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=4, help="TRL's pairs per batch; sftdata's token budget "
                                                           "holds about as many pairs.")
     parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
+    parser.add_argument("--gradient-checkpointing", action="store_true",
+                        help="Recompute activations on every side (TRL's DPOConfig default; off by default "
+                             "here, as in sftdata).")
     parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
     parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
     parser.add_argument("--trl-precompute", action="store_true",
