@@ -190,8 +190,8 @@ class RougeIndex:
 
         :meth:`check` reports the best of the pairs it had to score, a lower bound for a novel text;
         this scores in order of the shared-element bound (an upper bound on the LCS) and stops when
-        no unscored text can beat the best, so a text far from everything costs one set intersection
-        per stored text and a few LCS. ``novel`` is as :meth:`check` would say.
+        no unscored text can beat the best (nor tie it from a later stored text), so a query costs one
+        vectorized pass over the stored elements and a few LCS. ``novel`` is as :meth:`check` would say.
         """
         tokens = self._tokenize(text)[:MAX_COMPARED_TOKENS]
         _ids, elements = self._encode(tokens, intern=False)
