@@ -55,11 +55,14 @@ def embedded_cache_dir() -> Path:
 def embedded_model_dir() -> Path:
     """The embedded model as a plain HF model directory, dequantizing the GGUF on the first call."""
     target = embedded_cache_dir()
-    if (target / "config.json").is_file() and not _stale(target):
+
+    def built() -> bool:
+        return (target / "config.json").is_file() and not _stale(target)
+
+    if built():
         return target
     source = gguf_path()
-    _build_atomically(target, lambda tmp: _dequantize_gguf(source, tmp, EMBEDDED_NAME),
-                      built=lambda: (target / "config.json").is_file() and not _stale(target))
+    _build_atomically(target, lambda tmp: _dequantize_gguf(source, tmp, EMBEDDED_NAME), built=built)
     return target
 
 
@@ -73,9 +76,11 @@ def gguf_model_dir(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = paths.home() / "models" / "gguf" / f"{path.stem}-{key}"
-    if not (target / "config.json").is_file():
-        _build_atomically(target, lambda tmp: _dequantize_gguf(path, tmp, path.stem),
-                          built=lambda: (target / "config.json").is_file())
+    def built() -> bool:
+        return (target / "config.json").is_file()
+
+    if not built():
+        _build_atomically(target, lambda tmp: _dequantize_gguf(path, tmp, path.stem), built=built)
     return target
 
 
