@@ -18,12 +18,15 @@ same examples: the first ``--examples`` records of ``seeds/en.jsonl`` (real inst
   on the reply only), ``packing=True`` (best-fit decreasing into ``--max-len`` sequences) and
   ``padding_free=True``, ``--rows`` packed sequences per step.
 * Trainer+padding: every example padded to ``--max-len``, ``--rows`` examples per batch.
-* sftdata: ``sftdata.finetune.finetune`` with packing and a token budget of rows x max-len.
+* sftdata: ``sftdata.finetune.finetune`` with packing and a token budget of rows x max-len (a
+  batch's packed rows joined padding-free, attention per example, fused LoRA layers).
 
 After training each side scores the same examples (mean cross-entropy over the reply tokens, no
 dropout): the loss after the same tokens, showing the speed is not bought with another objective.
 Each side runs in its own process, so its peak RSS (``ru_maxrss``; CUDA's allocator peak on a GPU)
-is its own. Tokens are the non-pad tokens of the examples. Prints one summary line per peer:
+is its own. Tokens are the non-pad tokens of the examples. ``--rounds N`` runs every side N times,
+the order reversed every other round, and compares median speeds and the highest peaks: a shared
+machine's swings then hit both sides alike. Prints one summary line per peer:
 
     finetune: sftdata X tok/s (peak P MB, loss L) vs TRL SFTTrainer packing Y tok/s (...): Zx tokens/s, memory Mx
 
@@ -213,6 +216,17 @@ def run_trl(args: argparse.Namespace) -> dict:
             "bf16": bf16, "peak": peak, "loss": reply_loss(model, examples, bf16)}
 
 
+def summarize(runs: list[dict]) -> dict:
+    """One side over its rounds: the median speeds, the highest peak memory, the first run's rest."""
+    import statistics
+
+    merged = dict(runs[0])
+    for key in ("tokens_per_s", "tokens_per_cpu_s"):
+        merged[key] = statistics.median(run[key] for run in runs)
+    merged["peak"] = {key: max(run["peak"][key] for run in runs) for key in runs[0]["peak"]}
+    return merged
+
+
 def child(side: str, args: argparse.Namespace) -> dict:
     cmd = [sys.executable, __file__, "--side", side, "--examples", str(args.examples), "--max-len",
            str(args.max_len), "--rows", str(args.rows), "--precision", args.precision]
@@ -260,6 +274,9 @@ def main() -> None:
     parser.add_argument("--peers", default="trl,trainer",
                         help="Peers to run, comma-separated: trl (TRL SFTTrainer, the target), trainer "
                              "(Trainer+padding; ~3x the compute of the others: skip it on a slow machine).")
+    parser.add_argument("--rounds", type=int, default=1,
+                        help="Run every side this many times, alternating the order; ratios use each side's "
+                             "median speed and highest peak memory.")
     parser.add_argument("--json", action="store_true", help="Also print both sides' measurements as JSON.")
     args = parser.parse_args()
     if args.side:  # a child process: one side, one JSON line
@@ -275,19 +292,23 @@ def main() -> None:
           f"{args.rows} rows/batch (sftdata: token budget rows x max-len, packed; TRL: rows packed "
           f"sequences of max-len, padding-free; Trainer: rows padded to max-len); LoRA r16/a32 all-linear, "
           f"lr {LR} constant, 1 epoch; precision {args.precision}; gradient checkpointing "
-          f"{'on' if args.gradient_checkpointing else 'off'} on every side", file=sys.stderr)
+          f"{'on' if args.gradient_checkpointing else 'off'} on every side; {args.rounds} round(s)", file=sys.stderr)
     peers = {"trl": ("TRL SFTTrainer packing", "trl", 1.3), "trainer": ("Trainer+padding", "baseline", 2.0)}
     chosen = [peers[name.strip()] for name in args.peers.split(",") if name.strip()]
-    sides = {}
-    for name, side_name in [("sftdata", "sftdata"), *((name, side) for name, side, _ in chosen)]:
-        side = sides[name] = child(side_name, args)  # one at a time, back to back
-        side["tokens_per_s"] = side["real_tokens"] / side["seconds"]
-        side["tokens_per_cpu_s"] = side["real_tokens"] / side["cpu_seconds"]
-        print(f"{name:23s} {side['real_tokens']} tokens ({side['trained_tokens']} trained) in {side['steps']} steps, "
-              f"{side['seconds']:.1f}s wall / {side['cpu_seconds']:.1f}s CPU: {side['tokens_per_s']:.1f} tok/s, "
-              f"peak {side['peak']}, bf16={side['bf16']}, reply loss after the epoch {side['loss']} "
-              f"(1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
-              file=sys.stderr, flush=True)
+    runs: dict[str, list[dict]] = {}
+    order = [("sftdata", "sftdata"), *((name, side) for name, side, _ in chosen)]
+    for round_ in range(args.rounds):  # back to back, the order reversed every other round
+        for name, side_name in (order if round_ % 2 == 0 else order[::-1]):
+            side = child(side_name, args)
+            side["tokens_per_s"] = side["real_tokens"] / side["seconds"]
+            side["tokens_per_cpu_s"] = side["real_tokens"] / side["cpu_seconds"]
+            runs.setdefault(name, []).append(side)
+            print(f"{name:23s} {side['real_tokens']} tokens ({side['trained_tokens']} trained) in {side['steps']} "
+                  f"steps, {side['seconds']:.1f}s wall / {side['cpu_seconds']:.1f}s CPU: {side['tokens_per_s']:.1f} "
+                  f"tok/s, peak {side['peak']}, bf16={side['bf16']}, reply loss after the epoch {side['loss']} "
+                  f"(1-min load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)",
+                  file=sys.stderr, flush=True)
+    sides = {name: summarize(side_runs) for name, side_runs in runs.items()}
     ours = sides["sftdata"]
     memory_key = "cuda_mb" if "cuda_mb" in ours["peak"] else "rss_mb"
     if args.json:

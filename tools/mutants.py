@@ -48,6 +48,7 @@ CACHE_KEY = ("tests/integration/test_llm_cache_key.py",)
 CLIENT = ("tests/integration/test_llm_client.py",)
 MASKING = ("tests/unit/test_finetune_data.py",)
 BATCHING = ("tests/unit/test_finetune_batching.py",)
+FUSED = ("tests/unit/test_finetune_fused.py",)
 
 MUTATIONS = (
     # ---------------------------------------------------------------- filter: tokenizer, ROUGE-L, rules
@@ -126,6 +127,17 @@ MUTATIONS = (
     Mutation("finetune.batching: padding trained", "sftdata/finetune/batching.py",
              "targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)",
              "targets = torch.full((len(rows), width), pad_id, dtype=torch.long)", BATCHING),
+    Mutation("finetune.fused_lora: LoRA scaling dropped", "sftdata/finetune/fused_lora.py",
+             "alpha=layer.scaling[adapter]", "alpha=1.0", FUSED),
+    Mutation("finetune.fused_lora: adapter dropout skipped", "sftdata/finetune/fused_lora.py",
+             "layer.lora_dropout[adapter](flat)", "flat", FUSED),
+    Mutation("finetune.packed_attention: examples of a row attend to each other", "sftdata/finetune/packed_attention.py",
+             "spans = sftdata_segments or [(0, query.shape[2])]", "spans = [(0, query.shape[2])]", FUSED),
+    Mutation("finetune.packed_attention: not causal", "sftdata/finetune/packed_attention.py",
+             "is_causal=True", "is_causal=False", FUSED),
+    Mutation("finetune.batching: packed spans one token short", "sftdata/finetune/batching.py",
+             "spans.append((len(ids), len(ids) + len(example.input_ids)))",
+             "spans.append((len(ids), len(ids) + len(example.input_ids) - 1))", FUSED),
 )
 
 

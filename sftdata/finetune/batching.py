@@ -1,8 +1,10 @@
 """Batches under a token budget: packed rows, or length-grouped padded rows.
 
-Packing puts several examples in one row of at most ``max_len`` tokens. Each example keeps its
-own ``position_ids`` (restarting at 0), and no attention mask is passed: transformers (5.x) then
-reads the restarts as packed sequences and keeps attention block-diagonal (a 4D mask for
+Packing puts several examples in one row of at most ``max_len`` tokens, and a batch's rows are
+then joined into one row with no padding (padding-free, as TRL's ``padding_free``). Each example
+keeps its own ``position_ids`` (restarting at 0) and its span in ``segments``; no attention mask
+is passed. The training loop attends per span (:mod:`.packed_attention`); any other caller gets
+transformers' reading of the restarts as packed sequences (a block-diagonal 4D mask for
 sdpa/eager, varlen kernels for flash-attention). Targets are shifted *per example*, so the last
 token of one example never predicts the first token of the next.
 
@@ -10,7 +12,7 @@ Without packing, examples of similar length share a batch (little padding), padd
 with an attention mask built from the lengths.
 
 A batch holds at most ``batch_tokens`` tokens counting padding (rows x longest row): the budget,
-not a row count, bounds memory.
+not a row count, bounds memory. Joined packed rows hold at most as many.
 """
 
 from __future__ import annotations
@@ -34,11 +36,12 @@ class Batch:
     attention_mask: torch.Tensor | None  # None for packed rows (block-diagonal from position_ids)
     n_trainable: int                     # targets != IGNORE
     n_real: int                          # non-pad tokens
+    segments: list[tuple[int, int]] | None = None  # packed: each example's [start, end) in the one row
 
     def to(self, device: torch.device | str) -> Batch:
         move = (lambda t: None if t is None else t.to(device))  # noqa: E731
         return Batch(move(self.input_ids), move(self.targets), move(self.position_ids),
-                     move(self.attention_mask), self.n_trainable, self.n_real)
+                     move(self.attention_mask), self.n_trainable, self.n_real, self.segments)
 
 
 # ---------------------------------------------------------------- grouping
@@ -118,20 +121,15 @@ def plan_batches(examples: Sequence[TokenizedExample], batch_tokens: int, max_le
 
 def collate(examples: Sequence[TokenizedExample], rows: list[list[int]], pad_id: int,
             packed: bool) -> Batch:
-    """Tensors for one batch. Masks come from lengths; the pad id is only filler."""
-    row_ids, row_targets, row_pos = [], [], []
-    for row in rows:
-        ids: list[int] = []
-        targets: list[int] = []
-        positions: list[int] = []
-        for index in row:
-            example = examples[index]
-            ids += example.input_ids
-            targets += example.labels[1:] + [IGNORE]  # shift inside the example
-            positions += range(len(example.input_ids))
-        row_ids.append(ids)
-        row_targets.append(targets)
-        row_pos.append(positions)
+    """Tensors for one batch: packed rows joined into one, else one padded row per example list.
+    Masks come from lengths; the pad id is only filler."""
+    if packed:
+        ids, targets, positions, segments = _end_to_end(examples, [index for row in rows for index in row])
+        target_tensor = torch.tensor([targets])
+        return Batch(input_ids=torch.tensor([ids]), targets=target_tensor, position_ids=torch.tensor([positions]),
+                     attention_mask=None, n_trainable=int((target_tensor != IGNORE).sum()), n_real=len(ids),
+                     segments=segments)
+    row_ids, row_targets, row_pos, _ = zip(*(_end_to_end(examples, row) for row in rows))
     width = max(len(ids) for ids in row_ids)
     input_ids = torch.full((len(rows), width), pad_id, dtype=torch.long)
     targets = torch.full((len(rows), width), IGNORE, dtype=torch.long)
@@ -147,4 +145,21 @@ def collate(examples: Sequence[TokenizedExample], rows: list[list[int]], pad_id:
     n_trainable = int((targets != IGNORE).sum())
     n_real = int(attention_mask.sum())
     return Batch(input_ids=input_ids, targets=targets, position_ids=position_ids,
-                 attention_mask=None if packed else attention_mask, n_trainable=n_trainable, n_real=n_real)
+                 attention_mask=attention_mask, n_trainable=n_trainable, n_real=n_real)
+
+
+def _end_to_end(examples: Sequence[TokenizedExample],
+                order: list[int]) -> tuple[list[int], list[int], list[int], list[tuple[int, int]]]:
+    """(ids, targets, positions, spans) of the examples end to end: positions restart and targets
+    are shifted per example."""
+    ids: list[int] = []
+    targets: list[int] = []
+    positions: list[int] = []
+    spans: list[tuple[int, int]] = []
+    for index in order:
+        example = examples[index]
+        spans.append((len(ids), len(ids) + len(example.input_ids)))
+        ids += example.input_ids
+        targets += example.labels[1:] + [IGNORE]  # shift inside the example
+        positions += range(len(example.input_ids))
+    return ids, targets, positions, spans

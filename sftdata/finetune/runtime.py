@@ -154,7 +154,7 @@ class TokenLoss(nn.Module):
         self.prompt_learning = prompt_learning
 
     def forward(self, input_ids: torch.Tensor, targets: torch.Tensor, position_ids: torch.Tensor,
-                attention_mask: torch.Tensor | None) -> torch.Tensor:
+                attention_mask: torch.Tensor | None, segments: list[tuple[int, int]] | None = None) -> torch.Tensor:
         trained = targets != IGNORE
         if self.prompt_learning:
             mask = attention_mask if attention_mask is not None else torch.ones_like(input_ids)
@@ -163,12 +163,13 @@ class TokenLoss(nn.Module):
         else:
             # a peft model's base holds the injected LoRA / IA3 layers; a plain model is its own base
             base = self.model.get_base_model() if hasattr(self.model, "get_base_model") else self.model
-            hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids,
-                                        attention_mask=attention_mask, use_cache=False).last_hidden_state
+            # ``segments`` reaches the attention function (packed_attention.py); others ignore it
+            hidden = base.get_decoder()(input_ids=input_ids, position_ids=position_ids, attention_mask=attention_mask,
+                                        use_cache=False, sftdata_segments=segments).last_hidden_state
             logits = base.get_output_embeddings()(hidden[trained])
         return F.cross_entropy(logits.float(), targets[trained], reduction="sum")
 
 
 def batch_loss(module: nn.Module, batch: Batch) -> torch.Tensor:
     """Call ``module`` (a TokenLoss, or DDP around one: its forward must be the call) on a batch."""
-    return module(batch.input_ids, batch.targets, batch.position_ids, batch.attention_mask)
+    return module(batch.input_ids, batch.targets, batch.position_ids, batch.attention_mask, batch.segments)

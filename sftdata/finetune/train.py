@@ -35,7 +35,9 @@ from .data import (
     prepare_tokenizer,
     tokenize_records,
 )
+from .fused_lora import fused_lora
 from .methods import PROMPT_LEARNING, apply_method, count_parameters
+from .packed_attention import packed_attention
 from .runtime import (  # the schedule and the optimizer step live there: pair_train shares them
     Dist,
     TokenLoss,
@@ -248,9 +250,11 @@ def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, 
     step = 0
     train_started = time.perf_counter()
     # under autocast, peft casting each adapter input to the adapter's fp32 dtype only copies every
-    # activation there and back (a fifth of the step on CPU): autocast handles the dtypes
+    # activation there and back (a fifth of the step on CPU): autocast handles the dtypes. LoRA
+    # layers run fused (fused_lora.py), packed batches attend per example (packed_attention.py)
+    attend_packed = packed_attention(model) if config.packing else contextlib.nullcontext(False)
     try:
-        with disable_input_dtype_casting(model, active=run.bf16):
+        with disable_input_dtype_casting(model, active=run.bf16), fused_lora(model), attend_packed:
             for step in range(total_steps):
                 epoch_of = [next(stream) for _ in range(config.grad_accum)]
                 window = [batch for _, batch in epoch_of]
