@@ -242,19 +242,19 @@ def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, 
         return loss_sum / tokens
 
     curves = run.curves
-    curves.add_eval(0, evaluate())
     stream = batch_stream(train.examples, config, dist, tokenizer.pad_token_id, first_epoch)
     bar = tqdm(total=total_steps, file=sys.stderr, unit="step", dynamic_ncols=True,
                disable=not (config.progress and dist.main), desc=f"finetune {config.method}")
-    model.train()
     step = 0
-    train_started = time.perf_counter()
     # under autocast, peft casting each adapter input to the adapter's fp32 dtype only copies every
     # activation there and back (a fifth of the step on CPU): autocast handles the dtypes. LoRA
     # layers run fused (fused_lora.py), packed batches attend per example (packed_attention.py)
     attend_packed = packed_attention(model) if config.packing else contextlib.nullcontext(False)
     try:
         with disable_input_dtype_casting(model, active=run.bf16), fused_lora(model), attend_packed:
+            curves.add_eval(0, evaluate())
+            model.train()
+            train_started = time.perf_counter()
             for step in range(total_steps):
                 epoch_of = [next(stream) for _ in range(config.grad_accum)]
                 window = [batch for _, batch in epoch_of]
