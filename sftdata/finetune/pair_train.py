@@ -29,6 +29,7 @@ from ..core.errors import ConfigError, DataError, Interrupted
 from ..core.records import write_jsonl
 from .config import FinetuneConfig
 from .data import prepare_tokenizer
+from .fused_lora import fused_lora
 from .methods import count_parameters
 from .outputs import INFO_FILE, METRICS_FILE, PLOT_FILE
 from .pair_batching import PairBatch, collate_pairs, plan_pair_batches
@@ -147,39 +148,40 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
     step = start_step
     resumed_at = time.perf_counter() - counters["train_seconds"]
     try:
-        for step in range(start_step, total_steps):
-            window = [next(stream) for _ in range(config.grad_accum)]
-            n_window = sum(batch.n_pairs for _, batch in window)
-            loss_sum, stats = torch.zeros((), device=device), []  # summed on the device: no sync per batch
-            for _, batch in window:
-                batch = batch.to(device)
-                with autocast:
-                    losses, stat = objective.losses(model, batch, ref_train, config, device)
-                (losses.sum() / n_window).backward()  # every pair of the window weighs the same
-                loss_sum += losses.detach().sum().float()
-                stats.append(stat)
-                counters["real_tokens"] += batch.n_real
-            counters["pairs"] += n_window
-            grad_norm, lr = optimizer_step(optimizer, params, step, total_steps, warmup, config.lr,
-                                           config.lr * config.min_lr_ratio, config.max_grad_norm)
-            loss_sum = float(loss_sum)  # the step's one sync, before the clock is read
-            counters["train_seconds"] = time.perf_counter() - resumed_at
-            curves["train"].append({"step": step + 1, "loss": loss_sum / n_window, **_mean_stats(stats),
-                                    "lr": lr, "grad_norm": grad_norm, "pairs": n_window,
-                                    "epoch": window[-1][0], "seconds": round(counters["train_seconds"], 3)})
-            if (step + 1) % eval_every == 0 or step + 1 == total_steps:
-                result = evaluate()
-                if result:
-                    curves["eval"].append({"step": step + 1, **result})
-            bar.set_postfix(loss=f"{loss_sum / n_window:.3f}", refresh=False)
-            bar.update(1)
-            if config.save_every and (step + 1) % config.save_every == 0:
-                checkpoint(step + 1)
-            if config.stop_after is not None and step + 1 >= config.stop_after and step + 1 < total_steps:
-                checkpoint(step + 1)
-                bar.close()
-                return {"out": config.out, "method": objective.name, "stopped_at": step + 1, "steps": total_steps,
-                        "checkpoint": str(out / CHECKPOINT)}
+        with fused_lora(model):  # one output tensor per LoRA layer (fused_lora.py), as the SFT loop
+            for step in range(start_step, total_steps):
+                window = [next(stream) for _ in range(config.grad_accum)]
+                n_window = sum(batch.n_pairs for _, batch in window)
+                loss_sum, stats = torch.zeros((), device=device), []  # summed on the device: no sync per batch
+                for _, batch in window:
+                    batch = batch.to(device)
+                    with autocast:
+                        losses, stat = objective.losses(model, batch, ref_train, config, device)
+                    (losses.sum() / n_window).backward()  # every pair of the window weighs the same
+                    loss_sum += losses.detach().sum().float()
+                    stats.append(stat)
+                    counters["real_tokens"] += batch.n_real
+                counters["pairs"] += n_window
+                grad_norm, lr = optimizer_step(optimizer, params, step, total_steps, warmup, config.lr,
+                                               config.lr * config.min_lr_ratio, config.max_grad_norm)
+                loss_sum = float(loss_sum)  # the step's one sync, before the clock is read
+                counters["train_seconds"] = time.perf_counter() - resumed_at
+                curves["train"].append({"step": step + 1, "loss": loss_sum / n_window, **_mean_stats(stats),
+                                        "lr": lr, "grad_norm": grad_norm, "pairs": n_window,
+                                        "epoch": window[-1][0], "seconds": round(counters["train_seconds"], 3)})
+                if (step + 1) % eval_every == 0 or step + 1 == total_steps:
+                    result = evaluate()
+                    if result:
+                        curves["eval"].append({"step": step + 1, **result})
+                bar.set_postfix(loss=f"{loss_sum / n_window:.3f}", refresh=False)
+                bar.update(1)
+                if config.save_every and (step + 1) % config.save_every == 0:
+                    checkpoint(step + 1)
+                if config.stop_after is not None and step + 1 >= config.stop_after and step + 1 < total_steps:
+                    checkpoint(step + 1)
+                    bar.close()
+                    return {"out": config.out, "method": objective.name, "stopped_at": step + 1, "steps": total_steps,
+                            "checkpoint": str(out / CHECKPOINT)}
     except KeyboardInterrupt:
         bar.close()
         checkpoint(step)

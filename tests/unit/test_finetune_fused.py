@@ -46,7 +46,7 @@ def loss_and_grads(model, batches, *contexts) -> tuple[float, dict[str, torch.Te
         for batch in batches:
             value = batch_loss(loss, batch)
             value.backward()
-            total += float(value)
+            total += float(value.detach())
     return total, {n: p.grad.clone() for n, p in model.named_parameters() if p.grad is not None}
 
 
