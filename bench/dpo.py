@@ -29,9 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -39,6 +36,9 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
+
+from _sides import add_shared_options, cpu_seconds, peak_mb, resolve_model, run_side  # noqa: E402
 
 LR = 5e-5
 LORA = dict(r=16, lora_alpha=32, lora_dropout=0.0, target_modules="all-linear")
@@ -56,20 +56,6 @@ def pair_rows(count: int) -> list[dict]:
                      "chosen": [{"role": "assistant", "content": record.output}],
                      "rejected": [{"role": "assistant", "content": other.output}]})
     return rows[:count]
-
-
-def peak_mb() -> dict:
-    import torch
-
-    peak = {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available():
-        peak["cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return peak
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def run_sftdata(args: argparse.Namespace) -> dict:
@@ -138,32 +124,7 @@ def run_trl(args: argparse.Namespace, precompute: bool) -> dict:
 
 
 def child(side: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--side", side, "--pairs", str(args.pairs), "--max-len", str(args.max_len),
-           "--rows", str(args.rows), "--precision", args.precision, "--base-model", args.base_model]
-    if args.gradient_checkpointing:
-        cmd += ["--gradient-checkpointing"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if proc.returncode != 0:
-        sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def resolve_model(args: argparse.Namespace) -> str:
-    if args.base_model:
-        return args.base_model
-    if not args.tiny:
-        try:
-            from sftdata.llm.local.embedded import embedded_model_dir
-
-            args.base_model = str(embedded_model_dir())
-            return "SmolLM2-135M-Instruct (embedded)"
-        except Exception as exc:  # noqa: BLE001 - fall back, and say so
-            print(f"embedded model unavailable ({exc}); using a tiny random Llama", file=sys.stderr)
-    from sftdata.finetune.tiny import smollm2_tokenizer, tiny_llama_dir
-
-    args.base_model = str(tiny_llama_dir(Path(tempfile.mkdtemp()) / "tiny", smollm2_tokenizer(),
-                                         hidden=128, layers=4))
-    return "tiny random Llama (hidden 128, 4 layers, SmolLM2 tokenizer)"
+    return run_side(__file__, side, args, ("pairs", "max_len", "rows", "precision"))
 
 
 def main() -> None:
@@ -172,12 +133,7 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=512, help="Longest prompt + reply, in tokens.")
     parser.add_argument("--rows", type=int, default=4, help="TRL's pairs per batch; sftdata's token budget "
                                                           "holds about as many pairs.")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="Recompute activations on every side (TRL's DPOConfig default; off by default "
-                             "here, as in sftdata).")
-    parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
-    parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
+    add_shared_options(parser, "TRL's DPOConfig")
     parser.add_argument("--trl-precompute", action="store_true",
                         help="Also run TRL with precompute_ref_log_probs=True.")
     parser.add_argument("--side", choices=["sftdata", "trl", "trl-precompute"], help=argparse.SUPPRESS)

@@ -39,8 +39,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -50,6 +48,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
+from _sides import add_shared_options, cpu_seconds, peak_mb, resolve_model, run_side  # noqa: E402
 from summary import record  # noqa: E402
 
 LR = 2e-4
@@ -61,20 +60,6 @@ def examples_for(tokenizer, count: int, max_len: int):
     records = load_rows([ROOT / "seeds" / "en.jsonl"])[:count]
     report = tokenize_records(tokenizer, records, max_len)
     return records, report.examples
-
-
-def peak_mb() -> dict:
-    import torch
-
-    peak = {"rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
-    if torch.cuda.is_available():
-        peak["cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20, 1)
-    return peak
-
-
-def cpu_seconds() -> float:
-    usage = resource.getrusage(resource.RUSAGE_SELF)
-    return usage.ru_utime + usage.ru_stime
 
 
 def reply_loss(model, examples, bf16: bool) -> float:
@@ -228,34 +213,7 @@ def summarize(runs: list[dict]) -> dict:
 
 
 def child(side: str, args: argparse.Namespace) -> dict:
-    cmd = [sys.executable, __file__, "--side", side, "--examples", str(args.examples), "--max-len",
-           str(args.max_len), "--rows", str(args.rows), "--precision", args.precision]
-    if args.base_model:
-        cmd += ["--base-model", args.base_model]
-    if args.gradient_checkpointing:
-        cmd += ["--gradient-checkpointing"]
-    proc = subprocess.run(cmd, capture_output=True, text=True, env={**os.environ, "HF_HUB_OFFLINE": "1"})
-    if proc.returncode != 0:
-        sys.exit(f"{side} failed:\n{proc.stderr[-4000:]}")
-    return json.loads(proc.stdout.strip().splitlines()[-1])
-
-
-def resolve_model(args: argparse.Namespace) -> str:
-    if args.base_model:
-        return args.base_model
-    if not args.tiny:
-        try:
-            from sftdata.llm.local.embedded import embedded_model_dir
-
-            args.base_model = str(embedded_model_dir())
-            return "SmolLM2-135M-Instruct (embedded)"
-        except Exception as exc:  # noqa: BLE001 - fall back, and say so
-            print(f"embedded model unavailable ({exc}); using a tiny random Llama", file=sys.stderr)
-    from sftdata.finetune.tiny import smollm2_tokenizer, tiny_llama_dir
-
-    args.base_model = str(tiny_llama_dir(Path(tempfile.mkdtemp()) / "tiny", smollm2_tokenizer(),
-                                         hidden=128, layers=4))
-    return "tiny random Llama (hidden 128, 4 layers, SmolLM2 tokenizer)"
+    return run_side(__file__, side, args, ("examples", "max_len", "rows", "precision"))
 
 
 def main() -> None:
@@ -264,12 +222,7 @@ def main() -> None:
     parser.add_argument("--max-len", type=int, default=512)
     parser.add_argument("--rows", type=int, default=4, help="Baseline examples per batch; sftdata's token "
                                                           "budget is rows x max-len.")
-    parser.add_argument("--precision", default="auto", choices=["auto", "bf16", "fp32"])
-    parser.add_argument("--gradient-checkpointing", action="store_true",
-                        help="Recompute activations on every side (TRL's SFTConfig default; off by default "
-                             "here, as in sftdata and TrainingArguments).")
-    parser.add_argument("--base-model", help="A local HF model directory (default: the embedded model).")
-    parser.add_argument("--tiny", action="store_true", help="Use a tiny random Llama (fast, for a smoke run).")
+    add_shared_options(parser, "TRL's SFTConfig")
     parser.add_argument("--side", choices=["sftdata", "trl", "baseline"], help=argparse.SUPPRESS)
     parser.add_argument("--peers", default="trl,trainer",
                         help="Peers to run, comma-separated: trl (TRL SFTTrainer, the target), trainer "
