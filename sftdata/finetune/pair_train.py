@@ -13,7 +13,6 @@ A checkpoint (adapter, optimizer, step, curves, the objective's precomputed stat
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Sequence
@@ -34,7 +33,7 @@ from .methods import count_parameters
 from .outputs import INFO_FILE, METRICS_FILE, PLOT_FILE
 from .pair_batching import PairBatch, collate_pairs, plan_pair_batches
 from .preference import PairReport, load_pairs, pair_row, split_pairs, tokenize_pairs
-from .runtime import optimizer_step, peak_memory_mb, pick_device, use_bf16
+from .runtime import adapter_optimizer, optimizer_step, peak_memory_mb, pick_device, step_plan, use_bf16
 
 
 class Objective(Protocol):
@@ -101,15 +100,8 @@ def train_pairs(config: FinetuneConfig, objective: Objective) -> dict[str, Any]:
         reference_seconds = time.perf_counter() - prepare_started
 
     epoch_batches = len(plan_pair_batches(train.examples, config.batch_tokens, config.max_len, config.seed))
-    total_steps = config.epochs * math.ceil(epoch_batches / config.grad_accum)
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    warmup = round(config.warmup_ratio * total_steps)
-    eval_every = config.eval_every or max(1, total_steps // 10)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # the fused kernel (one pass over all adapter tensors), as transformers' Trainer uses on torch >= 2.8
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=device.type in ("cpu", "cuda"))
+    total_steps, warmup, eval_every = step_plan(config, epoch_batches)
+    optimizer, params = adapter_optimizer(model, config, device)
     curves: dict[str, list[dict[str, Any]]] = {"train": [], "eval": []}
     counters = {"real_tokens": 0, "pairs": 0, "train_seconds": 0.0,
                 "reference_seconds": 0.0 if state is not None else round(reference_seconds, 3)}

@@ -36,6 +36,26 @@ def lr_at(step: int, total: int, warmup: int, peak: float, floor: float) -> floa
     return floor + 0.5 * (1 + math.cos(math.pi * min(progress, 1.0))) * (peak - floor)
 
 
+def step_plan(config: Any, batches_per_epoch: int) -> tuple[int, int, int]:
+    """(total optimizer steps, warmup steps, evaluate every N steps) for a run of ``config``
+    (a FinetuneConfig): ``grad_accum`` batches a step, capped at ``max_steps``."""
+    total = config.epochs * math.ceil(batches_per_epoch / config.grad_accum)
+    if config.max_steps is not None:
+        total = min(total, config.max_steps)
+    return total, round(config.warmup_ratio * total), config.eval_every or max(1, total // 10)
+
+
+def adapter_optimizer(model: torch.nn.Module, config: Any,
+                      device: torch.device) -> tuple[torch.optim.Optimizer, list[torch.nn.Parameter]]:
+    """AdamW over the trainable parameters, and those parameters. The fused kernel exists for CPU
+    too (torch >= 2.4): one pass over all the adapter tensors rather than a dozen small ops per
+    tensor; transformers' Trainer defaults to it as well."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
+                                  fused=device.type in ("cuda", "cpu"))
+    return optimizer, params
+
+
 def optimizer_step(optimizer: torch.optim.Optimizer, params: list[torch.nn.Parameter], step: int, total: int,
                    warmup: int, peak: float, floor: float, max_grad_norm: float) -> tuple[float, float]:
     """One optimizer step after the window's backward: clip the gradients to ``max_grad_norm``, set

@@ -41,6 +41,7 @@ from .packed_attention import packed_attention
 from .runtime import (  # the schedule and the optimizer step live there: pair_train shares them
     Dist,
     TokenLoss,
+    adapter_optimizer,
     batch_loss,
     close_distributed,
     init_distributed,
@@ -48,6 +49,7 @@ from .runtime import (  # the schedule and the optimizer step live there: pair_t
     optimizer_step,
     peak_memory_mb,
     pick_device,
+    step_plan,
     use_bf16,
 )
 
@@ -213,16 +215,8 @@ def _finetune(config: FinetuneConfig, dist: Dist) -> tuple[dict[str, Any], Any, 
             loss_module, device_ids=[device.index] if device.type == "cuda" else None)
 
     first_epoch = rank_batches(train.examples, config, 0, dist)
-    total_steps = config.epochs * math.ceil(len(first_epoch) / config.grad_accum)
-    if config.max_steps is not None:
-        total_steps = min(total_steps, config.max_steps)
-    warmup = round(config.warmup_ratio * total_steps)
-    eval_every = config.eval_every or max(1, total_steps // 10)
-    params = [p for p in model.parameters() if p.requires_grad]
-    # the fused kernel exists for CPU too (torch >= 2.4): one pass over all the adapter tensors rather
-    # than a dozen small ops per tensor; transformers' Trainer defaults to it as well
-    optimizer = torch.optim.AdamW(params, lr=config.lr, weight_decay=config.weight_decay,
-                                  fused=device.type in ("cuda", "cpu"))
+    total_steps, warmup, eval_every = step_plan(config, len(first_epoch))
+    optimizer, params = adapter_optimizer(model, config, device)
     autocast = torch.autocast(device.type, dtype=torch.bfloat16, enabled=run.bf16)
     held_batches = [collate(held.examples, rows, tokenizer.pad_token_id, bool(config.packing))
                     for rows in plan_batches(held.examples, config.batch_tokens, config.max_len,
