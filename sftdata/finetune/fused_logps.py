@@ -47,9 +47,10 @@ class _TokenLogps(torch.autograd.Function):
 
 
 def token_logps(hidden: torch.Tensor, weight: torch.Tensor, targets: torch.Tensor,
-                chunk: int = CHUNK_TOKENS) -> torch.Tensor:
-    """(tokens,) fp32 log-probability of ``targets`` under ``hidden @ weight.T``."""
-    if weight.requires_grad and torch.is_grad_enabled():  # a trained LM head: plain autograd
-        logits = (hidden @ weight.t()).float()
+                bias: torch.Tensor | None = None, chunk: int = CHUNK_TOKENS) -> torch.Tensor:
+    """(tokens,) fp32 log-probability of ``targets`` under ``hidden @ weight.T (+ bias)``."""
+    # a trained or biased LM head (none in transformers' Llama family) takes plain autograd
+    if bias is not None or (weight.requires_grad and torch.is_grad_enabled()):
+        logits = torch.nn.functional.linear(hidden, weight, bias).float()
         return logits.log_softmax(-1).gather(1, targets[:, None]).squeeze(1)
     return _TokenLogps.apply(hidden, weight, targets, chunk)

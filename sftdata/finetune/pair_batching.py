@@ -156,10 +156,7 @@ def pair_logps(model: Any, batch: PairBatch) -> torch.Tensor:
     base = model.get_base_model() if hasattr(model, "get_base_model") else model
     picked = pair_hidden(base, batch)[batch.source]
     head = base.get_output_embeddings()
-    if head.bias is not None:  # no fused path for a biased head (no such LM in transformers' Llama family)
-        per_token = head(picked).float().log_softmax(-1).gather(1, batch.target[:, None]).squeeze(1)
-    else:
-        per_token = token_logps(picked, head.weight, batch.target)
+    per_token = token_logps(picked, head.weight, batch.target, head.bias)
     return torch.zeros(2 * batch.n_pairs, dtype=per_token.dtype,
                        device=per_token.device).index_add(0, batch.slot, per_token)
 
