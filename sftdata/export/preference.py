@@ -30,8 +30,9 @@ from typing import Any
 from ..core.errors import ConfigError
 from ..core.records import Record, write_jsonl, write_text_atomic
 from ..finetune.preference import PreferencePair
-from .config import PREFERENCE_FORMATS
-from .stage import SPLITS, _dataset_name, assign_splits, parse_split
+from .config import PREFERENCE_FORMATS, parse_split
+from .splits import SPLITS, assign_splits
+from .stage import _dataset_name
 
 _SHAREGPT_ROLE = {"user": "human", "assistant": "gpt", "system": "system"}
 

@@ -6,6 +6,7 @@ Arithmetic on the config, like every stage's estimate: replies use their whole `
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from ..estimate import CHARS_PER_TOKEN, tokens
@@ -37,7 +38,7 @@ def estimate(config: Any, lang: str, records: int, stages: dict[str, Any] | None
         games = per_prompt * (per_prompt - 1) // 2 if rubric == "pairwise" else per_prompt
         generated_chars = config.max_tokens * CHARS_PER_TOKEN.get(lang, 4.0)
         reply_chars = (RECORD_CHARS + (per_prompt - 1) * generated_chars) / per_prompt
-        guess = estimate_judge(prompts * games, reply_chars, _with_rubric(judge_config, rubric), lang)
+        guess = estimate_judge(prompts * games, reply_chars, replace(judge_config, rubric=rubric), lang)
         judge_requests, judge_prompt, judge_completion = (guess["requests"], guess["prompt_tokens"],
                                                           guess["completion_tokens"])
     requests = endpoint + judge_requests
@@ -47,8 +48,3 @@ def estimate(config: Any, lang: str, records: int, stages: dict[str, Any] | None
               "local_adapter_generations": local, "judge_requests": judge_requests, "rank_by": config.rank_by}
     return requests, prompt_tokens, completion, 0, detail
 
-
-def _with_rubric(judge_config: Any, rubric: str) -> Any:
-    from dataclasses import replace
-
-    return replace(judge_config, rubric=rubric)

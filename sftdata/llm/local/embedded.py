@@ -76,6 +76,7 @@ def gguf_model_dir(path: Path) -> Path:
     stat = path.stat()
     key = hashlib.sha256(f"{path.resolve()}\0{stat.st_size}\0{stat.st_mtime_ns}".encode()).hexdigest()[:12]
     target = paths.home() / "models" / "gguf" / f"{path.stem}-{key}"
+
     def built() -> bool:
         return (target / "config.json").is_file()
 
