@@ -7,7 +7,7 @@ import contextlib
 
 import pytest
 import torch
-from test_finetune_batching import random_examples
+from test_finetune_batching import one_thread, random_examples  # noqa: F401 (one_thread: its autouse fixture)
 
 from sftdata.finetune.batching import collate, plan_batches
 from sftdata.finetune.fused_lora import fused_lora
@@ -15,14 +15,6 @@ from sftdata.finetune.methods import MethodOptions, apply_method
 from sftdata.finetune.packed_attention import NAME, attend_per_segment, packed_attention
 from sftdata.finetune.runtime import TokenLoss, batch_loss
 from sftdata.finetune.tiny import tiny_llama
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    before = torch.get_num_threads()
-    torch.set_num_threads(1)  # tiny matmuls: a second thread only adds synchronisation
-    yield
-    torch.set_num_threads(before)
 
 
 def lora_model(dropout: float = 0.0, attn: str = "sdpa", seed: int = 0):
